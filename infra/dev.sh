@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# parcelflow's developer entry point. The two commands a newcomer needs:
+#
+#   infra/dev.sh run    set up, start a local Kafka broker, a worker and sample traffic; Ctrl-C stops all
+#   infra/dev.sh test   set up, then lint, type-check and run every test (unit + real broker)
+#
+# Also: `setup` (venv + jars only), `lock` (rewrite constraints.txt from the venv).
+# Needs python3.11, Java 17+ and Maven on PATH; everything else is installed by this script.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+venv="$repo/.venv"
+python=${PYTHON:-$(command -v python3.11 || command -v python3)}
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+setup() {
+  local stamp
+  stamp=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+  if [ ! -x "$venv/bin/python" ]; then
+    say "creating the virtualenv in .venv"
+    "$python" -m venv "$venv"
+  fi
+  if [ "$(cat "$venv/.parcelflow-stamp" 2>/dev/null)" != "$stamp" ]; then
+    say "installing parcelflow and its pinned dependencies"
+    "$venv/bin/python" -m pip install -q -c constraints.txt -e ".[dev]"
+    echo "$stamp" > "$venv/.parcelflow-stamp"
+  fi
+  infra/kafka/kafka.sh fetch
+}
+
+run_tests() {
+  setup
+  say "ruff"
+  "$venv/bin/ruff" check .
+  say "mypy"
+  "$venv/bin/mypy" streams
+  say "pytest (unit, then the real broker)"
+  "$venv/bin/pytest" "$@"
+}
+
+run_demo() {
+  setup
+  local data="$repo/.cache/demo" port=${PARCELFLOW_DEMO_PORT:-19092}
+  local metrics_port=${PARCELFLOW_METRICS_PORT:-9108} worker_pid=""
+  mkdir -p "$data"
+  cleanup() {
+    trap - EXIT INT TERM
+    if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
+      say "stopping the worker (pid $worker_pid)"
+      kill -TERM "$worker_pid" 2>/dev/null || true
+      wait "$worker_pid" 2>/dev/null || true
+    fi
+    say "stopping the broker"
+    infra/kafka/kafka.sh stop --dir "$data/kafka"
+  }
+  trap cleanup EXIT INT TERM
+  say "starting Kafka on 127.0.0.1:$port"
+  local bootstrap
+  bootstrap=$(infra/kafka/kafka.sh start --dir "$data/kafka" --port "$port" --controller-port $((port + 1)))
+  export PARCELFLOW_BOOTSTRAP=$bootstrap PARCELFLOW_METRICS_PORT=$metrics_port PARCELFLOW_DATA_DIR=$data/worker
+  "$venv/bin/parcelflow" topics
+  say "starting a worker; metrics at http://127.0.0.1:$metrics_port/metrics"
+  "$venv/bin/parcelflow" worker > "$data/worker.log" 2>&1 &
+  worker_pid=$!
+  say "publishing sample scan events"
+  "$venv/bin/parcelflow" publish infra/demo/scans.jsonl || true
+  say "running: metrics at http://127.0.0.1:$metrics_port/metrics (worker log: $data/worker.log). Ctrl-C stops."
+  wait "$worker_pid"
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  setup) setup ;;
+  test) run_tests "$@" ;;
+  run) run_demo "$@" ;;
+  lock)
+    setup
+    { sed -n '1,2p' constraints.txt; "$venv/bin/pip" freeze --exclude-editable | grep -vi '^parcelflow'; } > constraints.txt.new
+    mv constraints.txt.new constraints.txt ;;
+  *) echo "usage: infra/dev.sh run|test [pytest args]|setup|lock" >&2; exit 2 ;;
+esac

@@ -1,0 +1,32 @@
+"""The Faust app, built from settings at the entry point (nothing happens at import time)."""
+
+from __future__ import annotations
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from streams.agents import register_intake
+from streams.codec import Codec
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.topology import Topics
+
+
+def build_app(settings: Settings, registry: CollectorRegistry | None = None) -> tuple[faust.App, Metrics]:
+    """Create the Faust app with its agents, and the metrics they update."""
+    metrics = Metrics.create(registry if registry is not None else CollectorRegistry())
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap}",
+        store="memory://",
+        datadir=str(settings.data_dir / settings.app_id),
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    register_intake(app, Topics(settings.topic_prefix), Codec(), metrics)
+    return app, metrics

@@ -1,0 +1,40 @@
+"""Topic names: three source topics, dead letters and throughput, all under one prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Source(StrEnum):
+    """Where a scan event comes from; each source has its own topic and Avro schema."""
+
+    FLIGHT = "flight"
+    SORTER = "sorter"
+    TRUCK = "truck"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic name the pipeline uses, derived from one prefix."""
+
+    prefix: str = "parcelflow"
+
+    def source(self, source: Source) -> str:
+        """Topic carrying the raw scan events of ``source``."""
+        return f"{self.prefix}.scans.{source.value}"
+
+    @property
+    def sources(self) -> dict[str, Source]:
+        """Source topic name → source, for all three sources."""
+        return {self.source(s): s for s in Source}
+
+    @property
+    def deadletter(self) -> str:
+        """Rejected records: original bytes plus headers naming origin and reason."""
+        return f"{self.prefix}.deadletter"
+
+    @property
+    def throughput(self) -> str:
+        """Closed throughput windows, one record per (hub, flow, window)."""
+        return f"{self.prefix}.throughput"

@@ -1,0 +1,30 @@
+"""Running a worker process: topics, the /metrics endpoint, then the Faust worker loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import faust
+from prometheus_client import CollectorRegistry, disable_created_metrics, start_http_server
+from rich.console import Console
+
+from streams.admin import ensure_topics
+from streams.app import build_app
+from streams.settings import Settings
+
+
+def run_worker(settings: Settings, console: Console) -> None:
+    """Create missing topics, serve /metrics, and run the Faust worker until stopped."""
+    asyncio.run(ensure_topics(settings))
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series only add noise to every dashboard query
+    registry = CollectorRegistry()
+    app, _metrics = build_app(settings, registry)
+    start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    console.print(
+        f"metrics at http://{settings.metrics_host}:{settings.metrics_port}/metrics; "
+        f"consuming {settings.topic_prefix}.scans.* from {settings.bootstrap}",
+        highlight=False,
+    )
+    faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()

@@ -1,0 +1,64 @@
+"""Fixtures: one real Kafka broker per test session (or KAFKA_BOOTSTRAP), workers per test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import KAFKA_SH, WorkerProcess, free_port
+
+
+@dataclass(frozen=True)
+class Broker:
+    """The session's broker: its address, and its data dir when this session started it."""
+
+    bootstrap: str
+    data_dir: Path | None
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A real broker: KAFKA_BOOTSTRAP if set, else one started (and stopped) for the session.
+
+    A broker that fails to start fails the tests that need it; it is never a skip.
+    """
+    existing = os.environ.get("KAFKA_BOOTSTRAP")
+    if existing:
+        yield Broker(existing, None)
+        return
+    data_dir = tmp_path_factory.mktemp("kafka")
+    flags = ["--dir", str(data_dir), "--port", str(free_port()), "--controller-port", str(free_port())]
+    started = subprocess.run([str(KAFKA_SH), "start", *flags], capture_output=True, text=True, timeout=300)
+    if started.returncode != 0:
+        subprocess.run([str(KAFKA_SH), "stop", *flags[:2]], timeout=60)
+        pytest.fail(f"the Kafka broker did not start:\n{started.stderr[-3000:]}", pytrace=False)
+    try:
+        yield Broker(started.stdout.strip().splitlines()[-1], data_dir)
+    finally:
+        subprocess.run([str(KAFKA_SH), "stop", *flags[:2]], timeout=60)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: Broker) -> str:
+    """Bootstrap address of the session's real broker."""
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture
+def start_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start ``parcelflow worker`` processes for a test; every one is stopped by PID afterwards."""
+    started: list[WorkerProcess] = []
+
+    def start(prefix: str, app_id: str | None = None) -> WorkerProcess:
+        worker = WorkerProcess(kafka_bootstrap, prefix, tmp_path, app_id)
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -1,0 +1,96 @@
+"""The CLI and the broker script as a user meets them, on the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from streams.codec import Codec
+from streams.events import from_mapping
+from streams.topology import Topics
+from tests.conftest import Broker
+from tests.helpers import KAFKA_SH, cli, free_port, unique_name
+
+pytestmark = pytest.mark.broker
+
+CSV = (
+    "event_time,hub,read_point,event_type,parcel_id,weight_grams,sorter_id,chute,destination,trailer_id\n"
+    "2026-11-24T10:00:00Z,LGG,IND-1,INDUCTED,P1,480,LGG-XB1,,,\n"
+    "2026-11-24T10:01:00Z,LGG,SCAN-1,SORTED,P1,480,LGG-XB1,C12,PAR,\n"
+    "2026-11-24T10:02:00Z,LGG,SCAN-1,SORTED,P2,,LGG-XB1,C12,PAR,\n"
+    "2026-11-24T10:30:00Z,LGG,DOCK-3,LOADED,P1,480,,,PAR,LGG-PAR-1\n"
+)
+
+
+async def consume_all(bootstrap: str, topics: list[str], count: int) -> list[object]:
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=unique_name("reader"), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        records: list[object] = []
+        for _ in range(60):
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(messages)
+            if len(records) >= count:
+                break
+        return records
+    finally:
+        await consumer.stop()
+
+
+def test_publish_csv_from_stdin_lands_on_source_topics_keyed_and_timestamped(kafka_bootstrap: str) -> None:
+    prefix = unique_name("csv")
+    result = cli("publish", "-", "--format", "csv", "--bootstrap", kafka_bootstrap, "--prefix", prefix, stdin=CSV)
+    assert result.returncode == 2
+    assert "-: line 4: missing_field: SORTED needs weight_grams" in result.stderr
+    assert "sent 3, rejected 1" in result.stderr
+
+    topics = Topics(prefix)
+    records = asyncio.run(consume_all(kafka_bootstrap, list(topics.sources), 3))
+    codec = Codec()
+    got = {(r.topic, r.key, r.timestamp, codec.decode(r.value)) for r in records}  # type: ignore[attr-defined]
+    rows = [dict(zip(CSV.splitlines()[0].split(","), line.split(","), strict=True)) for line in CSV.splitlines()[1:]]
+    wanted = set()
+    for row in (rows[0], rows[1], rows[3]):
+        event = from_mapping(row)
+        wanted.add((topics.source(event.source), event.parcel_id.encode(), event.event_time_ms, event))  # type: ignore[union-attr]
+    assert got == wanted
+
+
+def test_publish_all_valid_exits_zero(kafka_bootstrap: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "ok.csv"
+    path.write_text("\n".join(CSV.splitlines()[:3]) + "\n")
+    result = cli("publish", str(path), "--bootstrap", kafka_bootstrap, "--prefix", unique_name("ok"))
+    assert result.returncode == 0, result.stderr
+    assert "sent 2, rejected 0" in result.stderr
+
+
+def test_unreachable_broker_is_one_clear_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "ok.csv"
+    path.write_text(CSV)
+    result = cli("publish", str(path), "--bootstrap", f"127.0.0.1:{free_port()}", timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: cannot reach Kafka")
+
+
+def test_missing_file_and_bad_settings_are_one_line() -> None:
+    missing = cli("publish", "/nonexistent/scans.jsonl")
+    assert missing.returncode == 1 and missing.stderr.strip() == "error: /nonexistent/scans.jsonl: no such file"
+    bad = cli("publish", "-", env={"PARCELFLOW_METRICS_PORT": "x"}, stdin="")
+    assert bad.returncode == 1 and "PARCELFLOW_METRICS_PORT must be a whole number" in bad.stderr
+
+
+def test_broker_script_reuses_a_running_broker(kafka_broker: Broker) -> None:
+    if kafka_broker.data_dir is None:
+        pytest.skip("KAFKA_BOOTSTRAP points at a broker this session did not start")
+    flags = ["--dir", str(kafka_broker.data_dir)]
+    again = subprocess.run([str(KAFKA_SH), "start", *flags], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0
+    assert again.stdout.strip() == kafka_broker.bootstrap
+    assert "reusing broker" in again.stderr
+    status = subprocess.run([str(KAFKA_SH), "status", *flags], capture_output=True, text=True, timeout=30)
+    assert status.returncode == 0 and kafka_broker.bootstrap in status.stdout

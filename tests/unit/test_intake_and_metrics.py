@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from streams.codec import Codec
+from streams.events import Reason
+from streams.intake import DEADLETTER_HEADERS, Rejected, deadletter_headers, intake
+from streams.metrics import Metrics
+from streams.topology import Source
+from tests.unit.test_events import ARRIVED, BREAKDOWN, LOADED, SORTED, T0
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return Codec()
+
+
+def test_intake_returns_the_event_or_the_reason(codec: Codec) -> None:
+    assert intake(codec, codec.encode(BREAKDOWN), Source.FLIGHT) == BREAKDOWN
+    assert intake(codec, None, Source.FLIGHT) == Rejected(Reason.UNDECODABLE, "empty record value")
+    rejected = intake(codec, codec.encode(LOADED), Source.SORTER)
+    assert isinstance(rejected, Rejected) and rejected.reason is Reason.WRONG_SOURCE
+
+
+def test_deadletter_headers_name_origin_and_reason() -> None:
+    headers = deadletter_headers("p.scans.flight", 2, 41, Rejected(Reason.UNKNOWN_HUB, "unknown hub 'ZZZ'"))
+    assert tuple(headers) == DEADLETTER_HEADERS
+    assert headers["source_offset"] == b"41"
+    assert headers["reason"] == b"unknown_hub"
+
+
+def test_observe_counts_events_flows_kilograms_and_delay() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics.create(registry)
+    now = T0 / 1000 + 3.0
+    for event, source in [
+        (BREAKDOWN, Source.FLIGHT),
+        (SORTED, Source.SORTER),
+        (LOADED, Source.TRUCK),
+        (ARRIVED, Source.FLIGHT),
+        (BREAKDOWN, Source.FLIGHT),
+    ]:
+        metrics.observe(event, source, now)
+    value = registry.get_sample_value
+    assert value("parcelflow_events_total", {"hub": "LGG", "source": "flight", "event_type": "ULD_BREAKDOWN"}) == 2
+    assert value("parcelflow_events_total", {"hub": "LGG", "source": "flight", "event_type": "FLIGHT_ARRIVED"}) == 1
+    assert value("parcelflow_flow_parcels_total", {"hub": "LGG", "flow": "inbound"}) == 2
+    assert value("parcelflow_flow_parcels_total", {"hub": "LGG", "flow": "outbound"}) == 1
+    assert value("parcelflow_flow_kilograms_total", {"hub": "LGG", "flow": "inbound"}) == pytest.approx(0.96)
+    assert value("parcelflow_event_delay_seconds_count", {"source": "flight"}) == 3
+    assert value("parcelflow_event_delay_seconds_bucket", {"source": "flight", "le": "2.5"}) == 0
+    assert value("parcelflow_event_delay_seconds_bucket", {"source": "flight", "le": "5.0"}) == 3

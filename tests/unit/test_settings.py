@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.settings import Settings, SettingsError
+from streams.topology import Source, Topics
+
+
+def test_settings_come_from_parcelflow_variables_only() -> None:
+    env = {
+        "PARCELFLOW_BOOTSTRAP": "127.0.0.1:1234",
+        "PARCELFLOW_TOPIC_PREFIX": "replay1",
+        "PARCELFLOW_METRICS_PORT": "9200",
+        "PARCELFLOW_DATA_DIR": "/var/lib/pf",
+        "KAFKA_BOOTSTRAP": "x:1",
+    }
+    settings = Settings.from_env(env)
+    assert settings.bootstrap == "127.0.0.1:1234"
+    assert settings.topic_prefix == "replay1"
+    assert settings.metrics_port == 9200
+    assert settings.data_dir == Path("/var/lib/pf")
+    assert Settings.from_env({}) == Settings()
+
+
+def test_bad_numbers_are_named() -> None:
+    with pytest.raises(SettingsError, match="PARCELFLOW_METRICS_PORT"):
+        Settings.from_env({"PARCELFLOW_METRICS_PORT": "ninety"})
+
+
+def test_overrides_ignore_none() -> None:
+    assert Settings().with_overrides(bootstrap=None, topic_prefix="x").topic_prefix == "x"
+
+
+def test_topic_names_follow_the_prefix() -> None:
+    topics = Topics("pf")
+    assert topics.source(Source.SORTER) == "pf.scans.sorter"
+    assert set(topics.sources) == {"pf.scans.flight", "pf.scans.sorter", "pf.scans.truck"}
+    assert topics.deadletter == "pf.deadletter"
