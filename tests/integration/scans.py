@@ -11,18 +11,61 @@ from datetime import UTC, datetime, timedelta
 HUBS = ["LGG", "HGH", "KUL", "DXB", "SVO"]
 # Written out here on purpose, not imported from streams: the tests check the product against it.
 FLOW = {"ULD_BREAKDOWN": "inbound", "SORTED": "sorted", "LOADED": "outbound", "ULD_BUILDUP": "outbound"}
-SOURCE = {"FLIGHT_ARRIVED": "flight", "ULD_BREAKDOWN": "flight", "INDUCTED": "sorter", "NO_READ": "sorter",
-          "SORTED": "sorter", "LOADED": "truck", "TRUCK_DEPARTED": "truck"}
+SOURCE = {
+    "FLIGHT_ARRIVED": "flight",
+    "ULD_BREAKDOWN": "flight",
+    "INDUCTED": "sorter",
+    "NO_READ": "sorter",
+    "SORTED": "sorter",
+    "LOADED": "truck",
+    "TRUCK_DEPARTED": "truck",
+}
 BAD_LINES = [
     "this is not json",
-    json.dumps({"event_time": "2026-11-24T10:00:00Z", "hub": "CDG", "read_point": "X", "event_type": "SORTED",
-                "parcel_id": "PX", "weight_grams": 100, "sorter_id": "S"}),
-    json.dumps({"event_time": "2026-11-24T10:00:00Z", "hub": "LGG", "read_point": "X", "event_type": "SORTED",
-                "parcel_id": "PX", "weight_grams": -3, "sorter_id": "S"}),
-    json.dumps({"event_time": "2026-11-24T10:00:00", "hub": "LGG", "read_point": "X", "event_type": "SORTED",
-                "parcel_id": "PX", "weight_grams": 100, "sorter_id": "S"}),
-    json.dumps({"event_time": "2026-11-24T10:00:00Z", "hub": "LGG", "read_point": "X", "event_type": "LOADED",
-                "weight_grams": 100, "trailer_id": "T", "destination": "PAR"}),
+    json.dumps(
+        {
+            "event_time": "2026-11-24T10:00:00Z",
+            "hub": "CDG",
+            "read_point": "X",
+            "event_type": "SORTED",
+            "parcel_id": "PX",
+            "weight_grams": 100,
+            "sorter_id": "S",
+        }
+    ),
+    json.dumps(
+        {
+            "event_time": "2026-11-24T10:00:00Z",
+            "hub": "LGG",
+            "read_point": "X",
+            "event_type": "SORTED",
+            "parcel_id": "PX",
+            "weight_grams": -3,
+            "sorter_id": "S",
+        }
+    ),
+    json.dumps(
+        {
+            "event_time": "2026-11-24T10:00:00",
+            "hub": "LGG",
+            "read_point": "X",
+            "event_type": "SORTED",
+            "parcel_id": "PX",
+            "weight_grams": 100,
+            "sorter_id": "S",
+        }
+    ),
+    json.dumps(
+        {
+            "event_time": "2026-11-24T10:00:00Z",
+            "hub": "LGG",
+            "read_point": "X",
+            "event_type": "LOADED",
+            "weight_grams": 100,
+            "trailer_id": "T",
+            "destination": "PAR",
+        }
+    ),
 ]
 
 
@@ -53,8 +96,15 @@ def make_scan_file(seed: int, parcels: int = 150) -> tuple[str, ScanFile]:
     start = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
     result = ScanFile()
     for hub in HUBS:
-        result.rows.append({"event_time": start.isoformat(), "hub": hub, "read_point": "STAND-1",
-                            "event_type": "FLIGHT_ARRIVED", "flight_id": f"CK{rng.randint(100, 999)}-{hub}"})
+        result.rows.append(
+            {
+                "event_time": start.isoformat(),
+                "hub": hub,
+                "read_point": "STAND-1",
+                "event_type": "FLIGHT_ARRIVED",
+                "flight_id": f"CK{rng.randint(100, 999)}-{hub}",
+            }
+        )
     for i in range(parcels):
         hub = rng.choice(HUBS)
         weight = rng.randint(40, 30_000)
@@ -66,14 +116,28 @@ def make_scan_file(seed: int, parcels: int = 150) -> tuple[str, ScanFile]:
         ]
         if rng.random() < 0.1:
             steps.append(("NO_READ", {"sorter_id": f"{hub}-XB1", "read_point": "SCAN-1"}))
-        steps.append(("SORTED", {"sorter_id": f"{hub}-XB1", "read_point": "SCAN-1", "chute": "C7", "destination": "PAR"}))
+        steps.append(
+            ("SORTED", {"sorter_id": f"{hub}-XB1", "read_point": "SCAN-1", "chute": "C7", "destination": "PAR"})
+        )
         steps.append(("LOADED", {"trailer_id": f"{hub}-PAR-1", "destination": "PAR", "read_point": "DOCK-3"}))
         for n, (event_type, extra) in enumerate(steps):
-            row = {**base, **extra, "event_type": event_type,
-                   "event_time": (at + timedelta(minutes=5 * n)).isoformat().replace("+00:00", "Z")}
+            row = {
+                **base,
+                **extra,
+                "event_type": event_type,
+                "event_time": (at + timedelta(minutes=5 * n)).isoformat().replace("+00:00", "Z"),
+            }
             result.rows.append(row)
-    result.rows.append({"event_time": (start + timedelta(hours=2)).isoformat(), "hub": "LGG", "read_point": "GATE",
-                        "event_type": "TRUCK_DEPARTED", "trailer_id": "LGG-PAR-1", "destination": "PAR"})
+    result.rows.append(
+        {
+            "event_time": (start + timedelta(hours=2)).isoformat(),
+            "hub": "LGG",
+            "read_point": "GATE",
+            "event_type": "TRUCK_DEPARTED",
+            "trailer_id": "LGG-PAR-1",
+            "destination": "PAR",
+        }
+    )
     lines = [json.dumps(r) for r in result.rows]
     for bad in BAD_LINES:  # spread the bad lines through the file
         position = rng.randint(0, len(lines))

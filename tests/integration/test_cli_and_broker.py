@@ -26,8 +26,13 @@ CSV = (
 
 
 async def consume_all(bootstrap: str, topics: list[str], count: int) -> list[object]:
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=unique_name("reader"), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=unique_name("reader"),
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         records: list[object] = []

@@ -50,8 +50,13 @@ async def send_raw(bootstrap: str, records: list[tuple[str, bytes, str]]) -> lis
 
 
 async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30) -> list[object]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=unique_name("reader"), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=unique_name("reader"),
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         records: list[object] = []
@@ -81,7 +86,9 @@ def test_publish_worker_metrics_and_deadletters(
 
     published = cli("publish", str(scan_file), "--bootstrap", kafka_bootstrap, "--prefix", prefix, env=env)
     assert published.returncode == 2, published.stderr
-    reported = {int(line.split("line ")[1].split(":")[0]) for line in published.stderr.splitlines() if ": line " in line}
+    reported = {
+        int(line.split("line ")[1].split(":")[0]) for line in published.stderr.splitlines() if ": line " in line
+    }
     assert reported == expected.bad_lines
     assert f"sent {len(expected.rows)}, rejected {len(expected.bad_lines)}" in published.stderr
     assert "Traceback" not in published.stderr
@@ -94,8 +101,9 @@ def test_publish_worker_metrics_and_deadletters(
 
     def all_counted() -> bool:
         samples = scrape(worker.metrics_port)
-        return (total(samples, "parcelflow_events_total") >= events_expected
-                and total(samples, "parcelflow_invalid_events_total") >= len(corrupt))
+        return total(samples, "parcelflow_events_total") >= events_expected and total(
+            samples, "parcelflow_invalid_events_total"
+        ) >= len(corrupt)
 
     wait_for(all_counted, timeout=90, what="the worker to count every record", proc=worker)
     samples = scrape(worker.metrics_port)
@@ -123,8 +131,15 @@ def test_publish_worker_metrics_and_deadletters(
     found = set()
     for letter in letters:
         headers = {k: v.decode() for k, v in letter.headers}  # type: ignore[attr-defined]
-        found.add((headers["source_topic"], int(headers["source_partition"]), int(headers["source_offset"]),
-                   letter.value, headers["reason"]))  # type: ignore[attr-defined]
+        found.add(
+            (
+                headers["source_topic"],
+                int(headers["source_partition"]),
+                int(headers["source_offset"]),
+                letter.value,
+                headers["reason"],
+            )
+        )  # type: ignore[attr-defined]
         assert headers["detail"]
     wanted = {(t, p, o, value, reason) for (t, p, o), (_t, value, reason) in zip(origins, corrupt, strict=True)}
     assert found == wanted
