@@ -92,13 +92,15 @@ def publish(
         path = Path(file)
         if not path.is_file():
             raise CliError(f"{file}: no such file")
-        stream, total = path.open(encoding="utf-8", newline=""), path.stat().st_size
+        with path.open("rb") as counting:
+            total = sum(1 for _ in counting)
+        stream = path.open(encoding="utf-8", newline="")
     with stream, _progress() as progress:
         task = progress.add_task("publishing", total=total)
 
         def on_line(number: int) -> None:
             if number % 1000 == 0:
-                progress.update(task, completed=stream.tell() if total else number, lines=number)
+                progress.update(task, completed=number)
 
         summary = asyncio.run(publish_stream(settings, stream, kind, on_line))
         progress.update(task, completed=total or 1, total=total or 1)

@@ -99,3 +99,15 @@ def test_broker_script_reuses_a_running_broker(kafka_broker: Broker) -> None:
     assert "reusing broker" in again.stderr
     status = subprocess.run([str(KAFKA_SH), "status", *flags], capture_output=True, text=True, timeout=30)
     assert status.returncode == 0 and kafka_broker.bootstrap in status.stdout
+
+
+def test_publish_a_large_file_with_progress(kafka_bootstrap: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.scans import make_scan_file
+
+    text, expected = make_scan_file(seed=3, parcels=600)
+    path = tmp_path / "big.jsonl"
+    path.write_text(text)
+    assert len(text.splitlines()) > 2000  # progress updates every 1000 lines
+    result = cli("publish", str(path), "--bootstrap", kafka_bootstrap, "--prefix", unique_name("big"))
+    assert result.returncode == 2, result.stderr
+    assert f"sent {len(expected.rows)}, rejected {len(expected.bad_lines)}" in result.stderr
