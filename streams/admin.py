@@ -12,9 +12,14 @@ from streams.topology import Topics
 
 
 def pipeline_topics(settings: Settings) -> list[str]:
-    """Every topic the pipeline needs: sources, dead letters, throughput."""
+    """Every topic the pipeline needs: sources, dead letters, throughput, the app's by-hub topic."""
     topics = Topics(settings.topic_prefix)
-    return [*topics.sources, topics.deadletter, topics.throughput]
+    return [*topics.sources, topics.deadletter, topics.throughput, topics.by_hub(settings.app_id)]
+
+
+def _topic_configs(settings: Settings, name: str) -> dict[str, str]:
+    # One record per window key: compaction keeps the latest revision of every window.
+    return {"cleanup.policy": "compact"} if name == Topics(settings.topic_prefix).throughput else {}
 
 
 async def ensure_topics(settings: Settings, names: list[str] | None = None) -> list[str]:
@@ -27,7 +32,12 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
         missing = [n for n in wanted if n not in existing]
         if missing:
             new = [
-                NewTopic(n, num_partitions=settings.partitions, replication_factor=settings.replication)
+                NewTopic(
+                    n,
+                    num_partitions=settings.partitions,
+                    replication_factor=settings.replication,
+                    topic_configs=_topic_configs(settings, n),
+                )
                 for n in missing
             ]
             response = await admin.create_topics(new)

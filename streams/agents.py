@@ -1,44 +1,113 @@
-"""Faust agents: thin loops that call the pure intake and update metrics and topics."""
+"""Faust agents: thin loops that call the pure core and update tables, topics and metrics.
+
+``count_scans`` reads the three source topics: it decodes and validates (dead-lettering what is
+bad), counts, and forwards every parcel scan, re-keyed by hub, with its source partition and
+offset. ``aggregate_hubs`` reads that by-hub topic and runs the hub aggregator on a table whose
+changelog partition is the by-hub partition of the hub.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
 import faust
-from faust.types import EventT
+from faust.types import TP, EventT, TableT
 
-from streams.codec import Codec
+from streams.aggregate import HubAggregator, Limits
+from streams.codec import Codec, ThroughputCodec
 from streams.intake import Rejected, deadletter_headers, intake
 from streams.metrics import Metrics
+from streams.observation import Observation, decode, encode, observe
+from streams.settings import Settings
 from streams.topology import Topics
+from streams.windows import WindowLimits
 
 BATCH_SIZE = 1000
 BATCH_WITHIN_SECONDS = 0.2
+LAG_INTERVAL_SECONDS = 5.0
+TICK_INTERVAL_SECONDS = 2.0
 
 
-def register_intake(app: faust.App, topics: Topics, codec: Codec, metrics: Metrics) -> None:
-    """Register the agent that consumes the three source topics and counts valid scans."""
+class TableStore:
+    """One partition of a Faust table as the aggregator's key-value store.
+
+    Writes go to the local store and to the changelog partition given explicitly: the batch
+    being processed may hold events of several partitions, so Faust's "current event" cannot
+    tell which one a key belongs to.
+    """
+
+    def __init__(self, table: TableT[bytes, bytes], partition: int) -> None:
+        self.table = table
+        self.partition = partition
+
+    def get(self, key: bytes) -> bytes | None:
+        """Current value of ``key``."""
+        value = self.table.data.get(key)
+        return None if value is None else bytes(value)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Set ``key`` locally and in its changelog partition."""
+        self.table.data[key] = value
+        self.table.send_changelog(self.partition, key, value)
+
+    def delete(self, key: bytes) -> None:
+        """Remove ``key`` locally and tombstone it in the changelog."""
+        self.table.data.pop(key, None)
+        self.table.send_changelog(self.partition, key, None, value_serializer="raw")
+
+    def keys(self) -> Iterable[bytes]:
+        """Keys held locally (the partitions this worker owns)."""
+        return list(self.table.data.keys())
+
+
+def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
+    return app.topic(
+        *names,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
+
+
+def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: Metrics) -> None:
+    """Register the intake and hub aggregation agents, the state table and the lag timer."""
+    topics = Topics(settings.topic_prefix)
     source_of_topic = topics.sources
-    source_topic = app.topic(
-        *source_of_topic, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw"
+    source_topic = _raw_topic(app, *source_of_topic)
+    deadletter = _raw_topic(app, topics.deadletter)
+    by_hub = _raw_topic(app, topics.by_hub(settings.app_id), partitions=settings.partitions)
+    throughput = _raw_topic(app, topics.throughput)
+    table = app.Table(
+        "hub-state",
+        key_type=bytes,  # bytes keys and values: Faust (de)serialises them as raw
+        value_type=bytes,
+        partitions=settings.partitions,
     )
-    deadletter = app.topic(
-        topics.deadletter, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw"
+    limits = Limits(
+        WindowLimits(grace_ms=settings.grace_seconds * 1000, retention_ms=settings.retention_seconds * 1000)
     )
+    aggregator = HubAggregator(limits)
+    throughput_codec = ThroughputCodec()
+    processed: dict[TP, int] = {}
+    hub_partition: dict[str, int] = {}  # by-hub partition of each hub this worker aggregates
 
     async def count_scans(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        """Decode each record; count valid scans, send the rest to the dead-letter topic."""
+        """Decode each record; count valid scans and forward parcel scans; dead-letter the rest."""
         batches = stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS)  # type: ignore[attr-defined]
         async for batch in batches:
             now = time.time()
             for event in batch:
-                await _handle(event, now)
+                await _intake_one(event, now)
             yield None
 
-    async def _handle(event: EventT[bytes], now: float) -> None:
+    async def _intake_one(event: EventT[bytes], now: float) -> None:
         message = event.message
         source = source_of_topic[message.topic]
+        processed[message.tp] = message.offset
         result = intake(codec, message.value, source)
         if isinstance(result, Rejected):
             metrics.invalid.labels(source.value, result.reason.value).inc()
@@ -47,7 +116,61 @@ def register_intake(app: faust.App, topics: Topics, codec: Codec, metrics: Metri
                 value=message.value,
                 headers=deadletter_headers(message.topic, message.partition, message.offset, result),
             )
-        else:
-            metrics.observe(result, source, now)
+            return
+        metrics.observe(result, source, now)
+        if result.parcel_id is not None:
+            obs = observe(result, source, message.partition, message.offset)
+            await by_hub.send(key=result.hub.encode(), value=encode(obs))
+
+    async def aggregate_hubs(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        """Apply parcel scans to each hub's windows and visits; emit the windows that closed."""
+        batches = stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS)  # type: ignore[attr-defined]
+        async for batch in batches:
+            by_partition: dict[int, list[Observation]] = {}
+            for event in batch:
+                by_partition.setdefault(event.message.partition, []).append(decode(event.message.value))
+            for partition, observations in by_partition.items():
+                for obs in observations:
+                    hub_partition[obs.hub] = partition
+                result = aggregator.process(TableStore(table, partition), observations, time.time())
+                for window in result.closed:
+                    await throughput.send(
+                        key=window.key.encode(),
+                        value=throughput_codec.encode(window),
+                        timestamp=window.start_ms / 1000,
+                    )
+                metrics.record_batch(result)
+            yield None
+
+    async def finalise_dwell() -> None:
+        """Observe dwell that became final because source partitions fell silent."""
+        stores = {hub: TableStore(table, partition) for hub, partition in hub_partition.items()}
+        metrics.record_batch(aggregator.tick(stores.get, time.time()))
+
+    async def report_lag() -> None:
+        """Set the consumer lag of the source partitions this worker owns."""
+        consumer = app.consumer
+        lag: dict[str, int] = {source.value: 0 for source in source_of_topic.values()}
+        for tp in consumer.assignment():
+            source = source_of_topic.get(tp.topic)
+            if source is None:
+                continue
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                done = processed.get(tp)
+                lag[source.value] += max(0, highwater - (done + 1 if done is not None else 0))
+        for source_name, value in lag.items():
+            metrics.consumer_lag.labels(source_name).set(value)
+
+    async def on_revoked(sender: object, revoked: set[TP], **kwargs: Any) -> None:
+        # Indexes of hubs on revoked partitions would go stale; they are rebuilt from the table.
+        aggregator.forget(list(aggregator.hubs))
+        hub_partition.clear()
+        for tp in revoked:
+            processed.pop(tp, None)
 
     app.agent(source_topic, name="count_scans")(count_scans)
+    app.agent(by_hub, name="aggregate_hubs")(aggregate_hubs)
+    app.timer(LAG_INTERVAL_SECONDS)(report_lag)
+    app.timer(TICK_INTERVAL_SECONDS)(finalise_dwell)
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]

@@ -5,11 +5,10 @@ from __future__ import annotations
 import faust
 from prometheus_client import CollectorRegistry
 
-from streams.agents import register_intake
+from streams.agents import register_agents
 from streams.codec import Codec
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.topology import Topics
 
 
 def build_app(settings: Settings, registry: CollectorRegistry | None = None) -> tuple[faust.App, Metrics]:
@@ -27,6 +26,7 @@ def build_app(settings: Settings, registry: CollectorRegistry | None = None) -> 
         producer_acks=-1,
         key_serializer="raw",
         value_serializer="raw",
+        table_standby_replicas=0,
     )
-    register_intake(app, Topics(settings.topic_prefix), Codec(), metrics)
+    register_agents(app, settings, Codec(), metrics)
     return app, metrics

@@ -15,14 +15,16 @@ import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint, load_schema_ordered, parse_schema, to_parsing_canonical_form
 
-from streams.events import InvalidEvent, Reason, ScanEvent, from_record, to_record, validate
+from streams.events import InvalidEvent, Reason, ScanEvent, datetime_to_ms, from_record, to_record, validate
 from streams.topology import Source
+from streams.windows import ClosedWindow
 
 MAGIC = b"\xc3\x01"
 HEADER_SIZE = len(MAGIC) + 8
@@ -129,3 +131,51 @@ class Codec:
                 Reason.WRONG_SOURCE, f"record written with the {writer_source.value} schema on the {source.value} topic"
             )
         return validate(from_record(record), writer_source)
+
+
+class ThroughputCodec:
+    """Single-object Avro encoding of closed windows (``schemas/throughput.avsc``)."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        parsed = parse_schema(json.loads(((directory or schema_dir()) / "throughput.avsc").read_text(encoding="utf-8")))
+        assert isinstance(parsed, dict)
+        self.schema = parsed
+        self._prefix = MAGIC + schema_fingerprint(parsed)
+
+    def encode(self, window: ClosedWindow) -> bytes:
+        """Closed window → bytes."""
+        buf = io.BytesIO()
+        buf.write(self._prefix)
+        schemaless_writer(
+            buf,
+            self.schema,
+            {
+                "hub": window.hub,
+                "flow": window.flow,
+                "window_start": window.start_ms,
+                "window_seconds": window.size_ms // 1000,
+                "parcels": window.parcels,
+                "grams": window.grams,
+                "revision": window.revision,
+            },
+        )
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> ClosedWindow:
+        """Bytes → closed window (raises InvalidEvent for foreign bytes)."""
+        if data[: len(self._prefix)] != self._prefix:
+            raise InvalidEvent(Reason.UNKNOWN_SCHEMA, "not a parcelflow throughput record")
+        body = io.BytesIO(data)
+        body.seek(len(self._prefix))
+        record = schemaless_reader(body, self.schema, None)
+        assert isinstance(record, dict)
+        start = record["window_start"]
+        return ClosedWindow(
+            hub=record["hub"],
+            flow=record["flow"],
+            start_ms=datetime_to_ms(start) if isinstance(start, datetime) else int(start),
+            size_ms=record["window_seconds"] * 1000,
+            parcels=record["parcels"],
+            grams=record["grams"],
+            revision=record["revision"],
+        )

@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from streams.aggregate import BatchResult
 from streams.events import ScanEvent
 from streams.topology import Source
+from streams.windows import MINUTE_MS, Outcome
 
 # Event delay = processing time − event time. Live scans arrive within seconds; a backlog or a
 # broker outage stretches that to minutes or hours, so the buckets span 50 ms to 6 h.
 EVENT_DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600)
+# Dwell = first scan in a hub → departure. A smooth cross-dock takes 20 min to a few hours;
+# missed cut-offs push it to the next day's trucks; customs holds last 1–5 days.
+DWELL_BUCKETS = tuple(
+    float(s)
+    for s in (
+        60,
+        300,
+        600,
+        900,
+        1800,
+        2700,
+        3600,
+        5400,
+        7200,
+        10800,
+        14400,
+        21600,
+        28800,
+        43200,
+        86400,
+        172800,
+        259200,
+        432000,
+        604800,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +52,19 @@ class Metrics:
     kilograms: Counter
     invalid: Counter
     event_delay: Histogram
+    window_parcels: Gauge
+    window_kilograms: Gauge
+    window_start: Gauge
+    watermark: Gauge
+    late: Counter
+    duplicates: Counter
+    windows_emitted: Counter
+    window_updates: Counter
+    dwell: Histogram
+    backlog: Gauge
+    expired_visits: Counter
+    consumer_lag: Gauge
+    last_window_start: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -61,6 +102,79 @@ class Metrics:
                 buckets=EVENT_DELAY_BUCKETS,
                 registry=registry,
             ),
+            window_parcels=Gauge(
+                "parcelflow_window_parcels",
+                "Parcels in the last closed 1-minute event-time window of a hub's flow.",
+                ["hub", "flow"],
+                registry=registry,
+            ),
+            window_kilograms=Gauge(
+                "parcelflow_window_kilograms",
+                "Kilograms in the last closed 1-minute event-time window of a hub's flow.",
+                ["hub", "flow"],
+                registry=registry,
+            ),
+            window_start=Gauge(
+                "parcelflow_window_start_timestamp_seconds",
+                "Event-time start of the last closed 1-minute window of a hub's flow.",
+                ["hub", "flow"],
+                registry=registry,
+            ),
+            watermark=Gauge(
+                "parcelflow_watermark_timestamp_seconds",
+                "Event-time watermark of a hub: newest event time seen minus the grace period.",
+                ["hub"],
+                registry=registry,
+            ),
+            late=Counter(
+                "parcelflow_late_events",
+                "Parcel scans older than their partition's newest event minus grace (not counted in windows).",
+                ["hub", "flow"],
+                registry=registry,
+            ),
+            duplicates=Counter(
+                "parcelflow_duplicate_events",
+                "Re-delivered scans (after a crash or rebalance) recognised by offset and skipped.",
+                ["hub"],
+                registry=registry,
+            ),
+            windows_emitted=Counter(
+                "parcelflow_windows_emitted",
+                "Closed windows written to the throughput topic (1-minute and hourly, re-emits included).",
+                ["hub", "flow"],
+                registry=registry,
+            ),
+            window_updates=Counter(
+                "parcelflow_window_updates",
+                "Closed windows emitted again because an event within the grace period changed them.",
+                ["hub", "flow"],
+                registry=registry,
+            ),
+            dwell=Histogram(
+                "parcelflow_dwell_seconds",
+                "Time from a parcel's first scan in a hub to its departure from it.",
+                ["hub"],
+                buckets=DWELL_BUCKETS,
+                registry=registry,
+            ),
+            backlog=Gauge(
+                "parcelflow_backlog_parcels",
+                "Parcels scanned in a hub that have not departed from it.",
+                ["hub"],
+                registry=registry,
+            ),
+            expired_visits=Counter(
+                "parcelflow_expired_visits",
+                "Parcel visits forgotten after the open-visit TTL without a departure.",
+                ["hub"],
+                registry=registry,
+            ),
+            consumer_lag=Gauge(
+                "parcelflow_consumer_lag_messages",
+                "Records in a source topic not yet processed by this worker (its assigned partitions).",
+                ["source"],
+                registry=registry,
+            ),
         )
 
     def observe(self, event: ScanEvent, source: Source, now: float) -> None:
@@ -71,3 +185,30 @@ class Metrics:
             self.parcels.labels(event.hub, flow.value).inc()
             self.kilograms.labels(event.hub, flow.value).inc(event.weight_grams / 1000)
         self.event_delay.labels(source.value).observe(now - event.event_time_ms / 1000)
+
+    def record_batch(self, result: BatchResult) -> None:
+        """Expose what the hub aggregator did with a batch."""
+        for (hub, flow, outcome), count in result.outcomes.items():
+            if outcome in (Outcome.LATE, Outcome.EXPIRED):
+                self.late.labels(hub, flow).inc(count)
+            elif outcome is Outcome.DUPLICATE:
+                self.duplicates.labels(hub).inc(count)
+        for window in result.closed:
+            self.windows_emitted.labels(window.hub, window.flow).inc()
+            if window.revision > 1:
+                self.window_updates.labels(window.hub, window.flow).inc()
+            if window.size_ms == MINUTE_MS:
+                series = (window.hub, window.flow)
+                if window.start_ms >= self.last_window_start.get(series, window.start_ms):
+                    self.last_window_start[series] = window.start_ms
+                    self.window_start.labels(*series).set(window.start_ms / 1000)
+                    self.window_parcels.labels(window.hub, window.flow).set(window.parcels)
+                    self.window_kilograms.labels(window.hub, window.flow).set(window.grams / 1000)
+        for hub, seconds in result.dwell_seconds:
+            self.dwell.labels(hub).observe(seconds)
+        for hub, backlog in result.backlog.items():
+            self.backlog.labels(hub).set(backlog)
+        for hub, watermark in result.watermark_ms.items():
+            self.watermark.labels(hub).set(watermark / 1000)
+        for hub, count in result.expired_visits.items():
+            self.expired_visits.labels(hub).inc(count)

@@ -36,6 +36,8 @@ class Settings:
     data_dir: Path = Path(".parcelflow")
     namespace: str = "live"
     log_level: str = "info"
+    grace_seconds: int = 120
+    retention_seconds: int = 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +55,8 @@ class Settings:
             data_dir=Path(env.get("PARCELFLOW_DATA_DIR") or default.data_dir),
             namespace=env.get("PARCELFLOW_NAMESPACE") or default.namespace,
             log_level=env.get("PARCELFLOW_LOG_LEVEL") or default.log_level,
+            grace_seconds=_int(env, "PARCELFLOW_GRACE_SECONDS", default.grace_seconds),
+            retention_seconds=_int(env, "PARCELFLOW_RETENTION_SECONDS", default.retention_seconds),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

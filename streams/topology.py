@@ -38,3 +38,7 @@ class Topics:
     def throughput(self) -> str:
         """Closed throughput windows, one record per (hub, flow, window)."""
         return f"{self.prefix}.throughput"
+
+    def by_hub(self, app_id: str) -> str:
+        """Parcel scans re-keyed by hub for one app's aggregator (internal to that app)."""
+        return f"{self.prefix}.{app_id}.by-hub"

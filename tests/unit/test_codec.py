@@ -125,3 +125,14 @@ def test_well_formed_avro_with_invalid_content_is_rejected(codec: Codec) -> None
     with pytest.raises(InvalidEvent) as caught:
         codec.decode(codec.encode_record(Source.FLIGHT, record))
     assert caught.value.reason is Reason.UNKNOWN_HUB
+
+
+def test_throughput_round_trip() -> None:
+    from streams.codec import ThroughputCodec
+    from streams.windows import ClosedWindow
+
+    codec = ThroughputCodec()
+    window = ClosedWindow("LGG", "outbound", 1_795_000_020_000, 60_000, 1234, 617_000, 2)
+    assert codec.decode(codec.encode(window)) == window
+    with pytest.raises(InvalidEvent):
+        codec.decode(b"\xc3\x01" + bytes(8) + b"x")

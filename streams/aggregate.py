@@ -1,0 +1,204 @@
+"""The hub aggregator: throughput windows, dwell and backlog from a batch of parcel scans.
+
+Pure logic over a small key-value interface (a Faust table partition in the worker, a dict in
+tests). Keys: ``HUB`` holds the hub's :class:`HubWindows`; ``HUB/parcel`` holds a visit. All keys
+of a hub live in the one partition its scans are routed to, and the hub value is written last in
+each batch, after the visits, into the same changelog partition.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from streams.observation import Observation
+from streams.visits import Visit, apply_scan, decode_visit, encode_visit, expired, is_open
+from streams.windows import HOUR_MS, ClosedWindow, HubWindows, Outcome, WindowLimits
+
+
+class StateStore(Protocol):
+    """Key-value state of one partition."""
+
+    def get(self, key: bytes) -> bytes | None:
+        """Value of ``key``, or None."""
+        ...
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Set ``key`` (durably: the worker also writes the changelog)."""
+        ...
+
+    def delete(self, key: bytes) -> None:
+        """Remove ``key``."""
+        ...
+
+    def keys(self) -> Iterable[bytes]:
+        """Every key of this partition's state."""
+        ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Time limits of the aggregation, in milliseconds of event time."""
+
+    windows: WindowLimits = field(default_factory=WindowLimits)
+    departed_ttl_ms: int = 6 * 3_600_000
+    open_ttl_ms: int = 14 * 24 * 3_600_000
+    idle_seconds: float = 10.0  # processing time: a source partition silent this long is idle
+
+
+@dataclass
+class BatchResult:
+    """What a batch changed, for the worker to emit and expose."""
+
+    closed: list[ClosedWindow] = field(default_factory=list)
+    outcomes: Counter[tuple[str, str, Outcome]] = field(default_factory=Counter)
+    dwell_seconds: list[tuple[str, float]] = field(default_factory=list)
+    backlog: dict[str, int] = field(default_factory=dict)
+    watermark_ms: dict[str, int] = field(default_factory=dict)
+    expired_visits: Counter[str] = field(default_factory=Counter)
+
+
+def visit_key(hub: str, parcel_id: str) -> bytes:
+    """Table key of a parcel's visit to a hub."""
+    return f"{hub}/{parcel_id}".encode()
+
+
+def _visits(store: StateStore, hub: str) -> Iterator[tuple[bytes, Visit]]:
+    prefix = f"{hub}/".encode()
+    for key in list(store.keys()):
+        if key.startswith(prefix):
+            value = store.get(key)
+            if value is not None:
+                yield key, decode_visit(value)
+
+
+class HubAggregator:
+    """Applies batches of observations; keeps only derived, rebuildable indexes in memory."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self._backlog: dict[str, int] = {}
+        self._pending_dwell: dict[str, deque[tuple[int, bytes]]] = {}
+        self._swept_hour: dict[str, int] = {}
+        self._last_seen: dict[str, dict[str, float]] = {}  # hub -> source partition -> wall clock
+        self._windows: dict[str, HubWindows] = {}  # last state seen per hub, for ticks
+
+    @property
+    def hubs(self) -> list[str]:
+        """Hubs whose indexes are in memory."""
+        return list(self._backlog)
+
+    def forget(self, hubs: Iterable[str]) -> None:
+        """Drop the in-memory indexes of hubs whose partition this worker no longer owns."""
+        for hub in hubs:
+            self._backlog.pop(hub, None)
+            self._pending_dwell.pop(hub, None)
+            self._swept_hour.pop(hub, None)
+            self._last_seen.pop(hub, None)
+            self._windows.pop(hub, None)
+
+    def _index(self, store: StateStore, hub: str) -> None:
+        if hub not in self._backlog:
+            self._backlog[hub] = sum(1 for _key, visit in _visits(store, hub) if is_open(visit))
+            self._pending_dwell[hub] = deque()
+
+    def process(self, store: StateStore, observations: Iterable[Observation], now: float) -> BatchResult:
+        """Apply observations (all routed to this store's partition) and close what is due.
+
+        ``now`` is the processing time (seconds): it only decides which source partitions are
+        still delivering, never what is counted.
+        """
+        result = BatchResult()
+        by_hub: dict[str, list[Observation]] = {}
+        for obs in observations:
+            by_hub.setdefault(obs.hub, []).append(obs)
+        for hub, batch in by_hub.items():
+            self._process_hub(store, hub, batch, now, result)
+        return result
+
+    def tick(self, store_of: Callable[[str], StateStore | None], now: float) -> BatchResult:
+        """Between batches: observe the dwell that became final because partitions fell silent."""
+        result = BatchResult()
+        for hub, windows in self._windows.items():
+            store = store_of(hub)
+            settled = windows.settled(self.limits.windows, self._active(hub, now))
+            if store is not None and settled is not None:
+                self._observe_dwell(store, hub, settled, result)
+        return result
+
+    def _active(self, hub: str, now: float) -> set[str]:
+        seen = self._last_seen.get(hub, {})
+        return {p for p, at in seen.items() if now - at < self.limits.idle_seconds}
+
+    def _process_hub(
+        self, store: StateStore, hub: str, batch: list[Observation], now: float, result: BatchResult
+    ) -> None:
+        limits = self.limits
+        self._index(store, hub)
+        seen = self._last_seen.setdefault(hub, {})
+        raw = store.get(hub.encode())
+        windows = HubWindows.from_bytes(raw) if raw is not None else HubWindows(hub)
+        pending = self._pending_dwell[hub]
+        for obs in batch:
+            seen[obs.source_partition] = now
+            flow = obs.flow
+            if flow is not None:
+                outcome = windows.apply(
+                    flow, obs.event_time_ms, obs.grams, obs.source_partition, obs.offset, limits.windows
+                )
+                result.outcomes[(hub, flow, outcome)] += 1
+                if outcome is Outcome.DUPLICATE:
+                    continue
+            key = visit_key(hub, obs.parcel_id)
+            value = store.get(key)
+            change = apply_scan(None if value is None else decode_visit(value), obs.event_time_ms, obs.outbound)
+            if change.visit is not None:
+                store.put(key, encode_visit(change.visit))
+            if change.opened:
+                self._backlog[hub] += 1
+            elif change.departed:
+                self._backlog[hub] -= 1
+            if change.dwell_ms is not None:
+                pending.append((obs.event_time_ms, key))
+        result.closed.extend(windows.close(limits.windows))
+        watermark = windows.watermark(limits.windows)
+        settled = windows.settled(limits.windows, self._active(hub, now))
+        passed = windows.passed_by_all(limits.windows)
+        if watermark is not None and settled is not None and passed is not None:
+            self._observe_dwell(store, hub, settled, result)
+            self._sweep(store, hub, passed, result)
+            result.watermark_ms[hub] = watermark
+        store.put(hub.encode(), windows.to_bytes())
+        self._windows[hub] = windows
+        result.backlog[hub] = self._backlog[hub]
+
+    def _observe_dwell(self, store: StateStore, hub: str, settled: int, result: BatchResult) -> None:
+        """Observe dwell once every partition passed the departure: earlier scans are all in."""
+        pending = self._pending_dwell[hub]
+        ready = sorted(p for p in pending if p[0] <= settled)
+        if not ready:
+            return
+        self._pending_dwell[hub] = deque(p for p in pending if p[0] > settled)
+        for out_ms, key in ready:
+            value = store.get(key)
+            if value is None:
+                continue
+            first, out, _previous = decode_visit(value)
+            if out == out_ms:
+                result.dwell_seconds.append((hub, (out - first) / 1000))
+
+    def _sweep(self, store: StateStore, hub: str, passed: int, result: BatchResult) -> None:
+        """Once per hour of event time all partitions passed, forget old departures and stuck visits."""
+        hour = passed // HOUR_MS
+        if self._swept_hour.get(hub) == hour:
+            return
+        self._swept_hour[hub] = hour
+        limits = self.limits
+        for key, visit in list(_visits(store, hub)):
+            if expired(visit, passed, limits.departed_ttl_ms, limits.open_ttl_ms):
+                store.delete(key)
+                if is_open(visit):
+                    self._backlog[hub] -= 1
+                    result.expired_visits[hub] += 1

@@ -1,0 +1,89 @@
+"""The record the intake sends to the hub-keyed repartition topic: one parcel scan, compact.
+
+Internal to one pipeline (never leaves the app's own topic), so a fixed binary layout instead of
+Avro: it is produced and consumed once per parcel scan on the hot path.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from streams.events import EVENT_TYPES, FLOW_OF_EVENT_TYPE, ScanEvent
+from streams.topology import Source
+
+_LAYOUT = struct.Struct(">3sBqiBHq")
+_TYPES = tuple(EVENT_TYPES)
+_TYPE_INDEX = {name: i for i, name in enumerate(_TYPES)}
+_SOURCES = tuple(Source)
+_SOURCE_INDEX = {s: i for i, s in enumerate(_SOURCES)}
+_FLOW_BY_INDEX = tuple(FLOW_OF_EVENT_TYPE[t].value if t in FLOW_OF_EVENT_TYPE else None for t in _TYPES)
+_OUTBOUND_BY_INDEX = tuple(
+    FLOW_OF_EVENT_TYPE.get(t) is not None and FLOW_OF_EVENT_TYPE[t].value == "outbound" for t in _TYPES
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A parcel scan as the hub aggregator needs it, with its exact source position."""
+
+    hub: str
+    event_type: str
+    event_time_ms: int
+    grams: int
+    source: Source
+    partition: int
+    offset: int
+    parcel_id: str
+
+    @property
+    def source_partition(self) -> str:
+        """Id of the source partition (for per-partition lateness and de-duplication)."""
+        return f"{self.source.value}:{self.partition}"
+
+    @property
+    def flow(self) -> str | None:
+        """Throughput flow of this scan (inbound / sorted / outbound), if any."""
+        return _FLOW_BY_INDEX[_TYPE_INDEX[self.event_type]]
+
+    @property
+    def outbound(self) -> bool:
+        """Whether this scan is the parcel's departure from the hub."""
+        return _OUTBOUND_BY_INDEX[_TYPE_INDEX[self.event_type]]
+
+
+def observe(event: ScanEvent, source: Source, partition: int, offset: int) -> Observation:
+    """Observation of a parcel scan read at ``source`` partition/offset."""
+    assert event.parcel_id is not None and event.weight_grams is not None
+    return Observation(
+        event.hub, event.event_type, event.event_time_ms, event.weight_grams, source, partition, offset, event.parcel_id
+    )
+
+
+def encode(obs: Observation) -> bytes:
+    """Observation → bytes (fixed header, then the parcel id in UTF-8)."""
+    head = _LAYOUT.pack(
+        obs.hub.encode(),
+        _TYPE_INDEX[obs.event_type],
+        obs.event_time_ms,
+        obs.grams,
+        _SOURCE_INDEX[obs.source],
+        obs.partition,
+        obs.offset,
+    )
+    return head + obs.parcel_id.encode()
+
+
+def decode(data: bytes) -> Observation:
+    """Inverse of :func:`encode`."""
+    hub, type_index, event_time_ms, grams, source_index, partition, offset = _LAYOUT.unpack_from(data)
+    return Observation(
+        hub.decode(),
+        _TYPES[type_index],
+        event_time_ms,
+        grams,
+        _SOURCES[source_index],
+        partition,
+        offset,
+        data[_LAYOUT.size :].decode(),
+    )

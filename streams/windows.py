@@ -1,0 +1,205 @@
+"""Event-time tumbling windows per hub and flow, as pure functions on plain data.
+
+One ``HubWindows`` holds everything a hub's throughput needs: open and recently closed windows
+(1 minute and 1 hour), the newest event time and last applied offset per source partition, and
+the late-event counts. Lateness is judged per *source partition* (an event is late when it is
+older than the newest event already seen from the same partition, minus the grace period), so the
+result does not depend on how partitions interleave — a replay gives exactly what live gave.
+Windows close when the hub's event-time watermark passes their end: the oldest newest-event of
+its active source partitions, minus the grace period (a partition is idle, and ignored, when it
+is far behind the newest event of the hub). Partitions are consumed at different speeds — a
+topic can run hours of event time ahead of another when a backlog is read — so a window may
+close before a slower partition delivered its events; those events still count, and the window
+is emitted again. Windows are dropped only once every partition has passed them (or after a hard
+horizon), and an event for a dropped window is counted as expired.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+WINDOW_SIZES_MS = (MINUTE_MS, HOUR_MS)
+
+
+class Outcome(StrEnum):
+    """What happened to one flow observation."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"  # offset already applied (re-delivery after a crash or rebalance)
+    LATE = "late"  # older than its partition's newest event − grace
+    EXPIRED = "expired"  # its window was already dropped (beyond retention)
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedWindow:
+    """A window as emitted: final unless a late-but-within-grace event re-opens it."""
+
+    hub: str
+    flow: str
+    start_ms: int
+    size_ms: int
+    parcels: int
+    grams: int
+    revision: int
+
+    @property
+    def key(self) -> str:
+        """Idempotent output key: a re-emitted window overwrites its earlier record."""
+        return f"{self.hub}|{self.flow}|{self.size_ms // 1000}|{self.start_ms}"
+
+
+@dataclass(frozen=True)
+class WindowLimits:
+    """Event-time limits of the windows, in milliseconds."""
+
+    grace_ms: int = 120_000
+    retention_ms: int = 3_600_000  # kept this long after every partition passed them
+    idle_ms: int = 300_000  # a partition this far behind the hub's newest event holds nothing back
+    horizon_ms: int = 24 * 3_600_000  # never kept longer than this behind the newest event
+
+
+def window_start(event_time_ms: int, size_ms: int) -> int:
+    """Start of the tumbling window of ``size_ms`` holding ``event_time_ms``."""
+    return event_time_ms - event_time_ms % size_ms
+
+
+@dataclass
+class HubWindows:
+    """The throughput state of one hub (serialised into one table value)."""
+
+    hub: str
+    max_event_ms: int | None = None
+    # (size_ms, flow, start_ms) -> [parcels, grams, revision, dirty]
+    windows: dict[tuple[int, str, int], list[int]] = field(default_factory=dict)
+    # source partition id -> [newest event time, last applied offset]
+    partitions: dict[str, list[int]] = field(default_factory=dict)
+    late: dict[str, int] = field(default_factory=dict)
+    dropped_until_ms: int | None = None  # minute windows ending at or before this are gone
+
+    def watermark(self, limits: WindowLimits) -> int | None:
+        """Event-time watermark: oldest newest-event of the active partitions, minus grace."""
+        if self.max_event_ms is None:
+            return None
+        active = self.max_event_ms - limits.idle_ms
+        return min(m[0] for m in self.partitions.values() if m[0] >= active) - limits.grace_ms
+
+    def passed_by_all(self, limits: WindowLimits) -> int | None:
+        """Event time every source partition has passed (minus grace), or the hard horizon.
+
+        State older than this can be forgotten: no partition can still bring an on-time event
+        for it, however far behind it is (an idle partition holds it back up to the horizon).
+        """
+        if self.max_event_ms is None:
+            return None
+        slowest = min(m[0] for m in self.partitions.values())
+        return max(slowest - limits.grace_ms, self.max_event_ms - limits.horizon_ms)
+
+    def settled(self, limits: WindowLimits, active: set[str]) -> int | None:
+        """Event time the ``active`` source partitions have all passed (minus grace).
+
+        Nothing older is expected any more: this is when a visit's departure is taken as final
+        and its dwell observed. Which partitions are still delivering is a processing-time fact
+        (from event times alone an idle partition looks like a lagging one), so the caller
+        passes them in; with none active it is the watermark.
+        """
+        watermark = self.watermark(limits)
+        if watermark is None:
+            return None
+        marks = [m[0] for p, m in self.partitions.items() if p in active]
+        return min(watermark, min(marks) - limits.grace_ms) if marks else watermark
+
+    def apply(
+        self, flow: str, event_time_ms: int, grams: int, source: str, offset: int, limits: WindowLimits
+    ) -> Outcome:
+        """Count one parcel of ``flow`` unless it is a duplicate, late, or its window expired."""
+        mark = self.partitions.get(source)
+        if mark is not None:
+            if offset <= mark[1]:
+                return Outcome.DUPLICATE
+            mark[1] = offset
+            if event_time_ms < mark[0] - limits.grace_ms:
+                self.late[flow] = self.late.get(flow, 0) + 1
+                return Outcome.LATE
+            mark[0] = max(mark[0], event_time_ms)
+        else:
+            self.partitions[source] = [event_time_ms, offset]
+        minute = window_start(event_time_ms, MINUTE_MS)
+        if self.dropped_until_ms is not None and minute + MINUTE_MS <= self.dropped_until_ms:
+            self.late[flow] = self.late.get(flow, 0) + 1
+            return Outcome.EXPIRED
+        for size in WINDOW_SIZES_MS:
+            key = (size, flow, window_start(event_time_ms, size))
+            counts = self.windows.get(key)
+            if counts is None:
+                self.windows[key] = [1, grams, 0, 1]
+            else:
+                counts[0] += 1
+                counts[1] += grams
+                counts[3] = 1
+        if self.max_event_ms is None or event_time_ms > self.max_event_ms:
+            self.max_event_ms = event_time_ms
+        return Outcome.APPLIED
+
+    def close(self, limits: WindowLimits) -> list[ClosedWindow]:
+        """Emit every changed window whose end the watermark passed; drop old emitted ones."""
+        watermark = self.watermark(limits)
+        if watermark is None or self.max_event_ms is None:
+            return []
+        closed: list[ClosedWindow] = []
+        for (size, flow, start), counts in sorted(self.windows.items()):
+            if start + size <= watermark and counts[3]:
+                counts[2] += 1
+                counts[3] = 0
+                closed.append(ClosedWindow(self.hub, flow, start, size, counts[0], counts[1], counts[2]))
+        passed = self.passed_by_all(limits)
+        assert passed is not None
+        horizon = min(passed - limits.retention_ms, watermark)  # never drop what has not been emitted
+        # Hour windows are kept an hour longer than minutes: a minute still accepted always
+        # finds its hour.
+        for key in [k for k, c in self.windows.items() if not c[3] and k[2] + k[0] + (k[0] - MINUTE_MS) <= horizon]:
+            del self.windows[key]
+        if self.dropped_until_ms is None or horizon > self.dropped_until_ms:
+            self.dropped_until_ms = horizon
+        return closed
+
+    def to_bytes(self) -> bytes:
+        """Serialise for the table (JSON; window keys flattened)."""
+        return json.dumps(
+            {
+                "hub": self.hub,
+                "max": self.max_event_ms,
+                "w": [[s, f, st, *c] for (s, f, st), c in self.windows.items()],
+                "p": self.partitions,
+                "late": self.late,
+                "dropped": self.dropped_until_ms,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> HubWindows:
+        """Inverse of :meth:`to_bytes`."""
+        raw = json.loads(data)
+        return cls(
+            hub=raw["hub"],
+            max_event_ms=raw["max"],
+            windows={(w[0], w[1], w[2]): list(w[3:]) for w in raw["w"]},
+            partitions={k: list(v) for k, v in raw["p"].items()},
+            late=dict(raw["late"]),
+            dropped_until_ms=raw["dropped"],
+        )
+
+
+def totals(windows: Iterable[ClosedWindow]) -> dict[tuple[str, str, int, int], tuple[int, int]]:
+    """Latest revision of each window: (hub, flow, size_ms, start_ms) -> (parcels, grams)."""
+    latest: dict[tuple[str, str, int, int], tuple[int, int, int]] = {}
+    for w in windows:
+        key = (w.hub, w.flow, w.size_ms, w.start_ms)
+        if key not in latest or latest[key][2] <= w.revision:
+            latest[key] = (w.parcels, w.grams, w.revision)
+    return {k: (p, g) for k, (p, g, _r) in latest.items()}

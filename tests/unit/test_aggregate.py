@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+from streams.aggregate import HubAggregator, Limits
+from streams.observation import Observation, decode, encode
+from streams.topology import Source
+from streams.windows import HOUR_MS, MINUTE_MS, Outcome, WindowLimits, totals
+
+T0 = 1_795_000_000_000 - 1_795_000_000_000 % HOUR_MS
+
+
+class DictStore:
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.writes: list[tuple[bytes, bytes | None]] = []
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.data[key] = value
+        self.writes.append((key, value))
+
+    def delete(self, key: bytes) -> None:
+        self.data.pop(key, None)
+        self.writes.append((key, None))
+
+    def keys(self) -> Iterable[bytes]:
+        return self.data.keys()
+
+
+def parcel_life(parcel: str, hub: str, t: int, offset: int, grams: int = 500) -> list[Observation]:
+    """Breakdown, induct, sort, load: 1 + 2 + 10 minutes apart, all from partition 0 of each topic."""
+    return [
+        Observation(hub, "ULD_BREAKDOWN", t, grams, Source.FLIGHT, 0, offset, parcel),
+        Observation(hub, "INDUCTED", t + 60_000, grams, Source.SORTER, 0, 2 * offset, parcel),
+        Observation(hub, "SORTED", t + 180_000, grams, Source.SORTER, 0, 2 * offset + 1, parcel),
+        Observation(hub, "LOADED", t + 780_000, grams, Source.TRUCK, 0, offset, parcel),
+    ]
+
+
+def test_observation_round_trip() -> None:
+    obs = Observation("LGG", "SORTED", T0, 480, Source.SORTER, 5, 123456789, "P-ü-1")
+    assert decode(encode(obs)) == obs
+    assert obs.flow == "sorted" and not obs.outbound
+    assert Observation("LGG", "ULD_BUILDUP", T0, 1, Source.FLIGHT, 0, 0, "P").outbound
+
+
+def test_windows_dwell_and_backlog_from_parcel_lives() -> None:
+    store, agg = DictStore(), HubAggregator(Limits(WindowLimits(grace_ms=60_000)))
+    lives = [parcel_life(f"P{i}", "LGG", T0 + i * 1000, i) for i in range(1, 50)]
+    events = sorted((o for life in lives for o in life), key=lambda o: o.event_time_ms)
+    first = agg.process(store, events[:60], now=0.0)
+    assert first.backlog["LGG"] == len({o.parcel_id for o in events[:60]}) - sum(o.outbound for o in events[:60])
+    result = agg.process(
+        store, events[60:] + [Observation("LGG", "SORTED", T0 + 3 * HOUR_MS, 1, Source.SORTER, 1, 1, "X")], now=0.0
+    )
+    assert result.backlog["LGG"] == 1  # only parcel X is still in the hub
+    closed = totals(first.closed + result.closed)
+    inbound_minutes = {k: v for k, v in closed.items() if k[1] == "inbound" and k[2] == MINUTE_MS}
+    assert sum(p for p, _ in inbound_minutes.values()) == 49
+    assert first.dwell_seconds == result.dwell_seconds == []  # flight:0 and truck:0 may still deliver
+    later = agg.tick(lambda hub: store, now=60.0)  # ...until they fall silent
+    assert sorted(seconds for _hub, seconds in later.dwell_seconds) == [780.0] * 49
+    assert agg.tick(lambda hub: store, now=120.0).dwell_seconds == []  # observed once
+
+
+def test_dwell_waits_for_a_lagging_partition_that_still_delivers() -> None:
+    """The truck topic read hours ahead: a departure is final only once the flight scans are in."""
+    store, agg = DictStore(), HubAggregator()
+    life = parcel_life("P1", "LGG", T0, 1)
+    ahead = [Observation("LGG", "LOADED", T0 + h * HOUR_MS, 1, Source.TRUCK, 0, 10 + h, f"Q{h}") for h in range(1, 4)]
+    other = Observation("LGG", "ULD_BREAKDOWN", T0 - 60_000, 1, Source.FLIGHT, 0, 0, "OTHER")
+    early = agg.process(store, [other, life[3], *ahead], now=0.0)  # departure first, truck:0 far ahead
+    assert early.dwell_seconds == []  # flight:0 is behind but delivering: wait for it
+    agg.process(store, [life[0]], now=1.0)  # the flight partition delivers the breakdown
+    agg.process(store, [life[1], life[2]], now=2.0)
+    done = agg.tick(lambda hub: store, now=30.0)
+    assert ("LGG", 780.0) in done.dwell_seconds
+
+
+def test_a_batch_replayed_after_a_crash_changes_nothing() -> None:
+    """Recovery: the table holds the visits of a half-written batch but not the hub value."""
+    rng = random.Random(4)
+    events = sorted(
+        (o for i in range(1, 200) for o in parcel_life(f"P{i}", "KUL", T0 + rng.randrange(HOUR_MS), i)),
+        key=lambda o: o.event_time_ms,
+    )
+    batches = [events[i : i + 37] for i in range(0, len(events), 37)]
+
+    clean_store, clean = DictStore(), HubAggregator()
+    clean_out = [clean.process(clean_store, b, now=0.0) for b in batches]
+
+    store, crashed = DictStore(), HubAggregator()
+    out = [crashed.process(store, b, now=0.0) for b in batches[:5]]
+    before = dict(store.data)
+    partial = DictStore()
+    partial.data = dict(before)
+    HubAggregator().process(partial, batches[5], now=0.0)  # the crashed process got this far...
+    half = [w for w in partial.writes if w[0] != b"KUL"][: len(partial.writes) // 2]
+    for key, value in half:  # ...and only half of its changelog writes reached Kafka
+        if value is None:
+            store.data.pop(key, None)
+        else:
+            store.data[key] = value
+    restarted = HubAggregator()  # a new process: indexes rebuilt from the store
+    out += [restarted.process(store, b, now=0.0) for b in batches[5:]]
+
+    assert store.data == clean_store.data
+    assert out[-1].backlog == clean_out[-1].backlog
+    assert totals(w for r in out for w in r.closed) == totals(w for r in clean_out for w in r.closed)
+
+
+def test_duplicates_are_counted_not_applied() -> None:
+    store, agg = DictStore(), HubAggregator()
+    life = parcel_life("P1", "DXB", T0, 1)
+    agg.process(store, life, now=0.0)
+    again = agg.process(store, life, now=0.0)
+    assert again.outcomes[("DXB", "inbound", Outcome.DUPLICATE)] == 1
+    assert again.backlog["DXB"] == 0
+
+
+def test_old_departures_and_endless_visits_expire_once_every_partition_passed() -> None:
+    store = DictStore()
+    agg = HubAggregator(Limits(departed_ttl_ms=HOUR_MS, open_ttl_ms=5 * HOUR_MS))
+    stuck = Observation("SVO", "INDUCTED", T0, 1, Source.SORTER, 3, 1, "STUCK")
+    agg.process(store, parcel_life("GONE", "SVO", T0, 1) + [stuck], now=0.0)
+    assert b"SVO/GONE" in store.data and b"SVO/STUCK" in store.data
+
+    def everyone_at(t: int, offset: int) -> list[Observation]:
+        return [
+            Observation("SVO", event_type, t, 1, source, 0, offset, f"N{offset}")
+            for event_type, source in [
+                ("ULD_BREAKDOWN", Source.FLIGHT),
+                ("SORTED", Source.SORTER),
+                ("LOADED", Source.TRUCK),
+            ]
+        ]
+
+    only_sorter = agg.process(
+        store, [Observation("SVO", "SORTED", T0 + 3 * HOUR_MS, 1, Source.SORTER, 0, 9, "N")], now=0.0
+    )
+    assert b"SVO/GONE" in store.data  # the flight and truck partitions have not moved on yet
+    assert only_sorter.backlog["SVO"] == 2
+    agg.process(store, everyone_at(T0 + 3 * HOUR_MS, 10), now=0.0)
+    assert b"SVO/GONE" not in store.data and b"SVO/STUCK" in store.data
+    latest = agg.process(store, everyone_at(T0 + 6 * HOUR_MS, 11), now=0.0)
+    assert b"SVO/STUCK" not in store.data
+    assert latest.expired_visits["SVO"] == 1 and latest.backlog["SVO"] == 1  # N is still in the hub
