@@ -65,8 +65,12 @@ def test_one_worker_windows_late_dwell_backlog(
     _wait_until_consumed(kafka_bootstrap, prefix, [worker], timeout=240)
     departed = sum(len(v) for v in flows.dwell_seconds.values())
     # A departure is final (its dwell observed) once every source partition passed it or fell silent.
-    wait_for(lambda: total(scrape(worker.metrics_port), "parcelflow_dwell_seconds_count") >= departed,
-             timeout=60, what="every dwell to be observed", proc=worker)
+    wait_for(
+        lambda: total(scrape(worker.metrics_port), "parcelflow_dwell_seconds_count") >= departed,
+        timeout=60,
+        what="every dwell to be observed",
+        proc=worker,
+    )
     samples = scrape(worker.metrics_port)
 
     assert total(samples, "parcelflow_events_total") == sent
