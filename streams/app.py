@@ -27,6 +27,10 @@ def build_app(settings: Settings, registry: CollectorRegistry | None = None) -> 
         key_serializer="raw",
         value_serializer="raw",
         table_standby_replicas=0,
+        # A worker killed with SIGKILL holds its partitions until its session times out (Faust's
+        # default is 60 s); 10 s with 3 s heartbeats lets a replacement take over quickly.
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=3.0,
     )
     register_agents(app, settings, Codec(), metrics)
     return app, metrics

@@ -38,6 +38,7 @@ class Settings:
     log_level: str = "info"
     grace_seconds: int = 120
     retention_seconds: int = 3600
+    session_timeout_seconds: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +58,7 @@ class Settings:
             log_level=env.get("PARCELFLOW_LOG_LEVEL") or default.log_level,
             grace_seconds=_int(env, "PARCELFLOW_GRACE_SECONDS", default.grace_seconds),
             retention_seconds=_int(env, "PARCELFLOW_RETENTION_SECONDS", default.retention_seconds),
+            session_timeout_seconds=_int(env, "PARCELFLOW_SESSION_TIMEOUT_SECONDS", default.session_timeout_seconds),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

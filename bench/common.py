@@ -1,0 +1,56 @@
+"""Shared bench plumbing: a broker (started here or KAFKA_BOOTSTRAP), results as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.helpers import KAFKA_SH, free_port
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@contextmanager
+def broker() -> Iterator[str]:
+    """Bootstrap address of a real broker: KAFKA_BOOTSTRAP, or one started and stopped here."""
+    existing = os.environ.get("KAFKA_BOOTSTRAP")
+    if existing:
+        yield existing
+        return
+    with tempfile.TemporaryDirectory(prefix="parcelflow-bench-") as data:
+        flags = ["--dir", data, "--port", str(free_port()), "--controller-port", str(free_port())]
+        started = subprocess.run([str(KAFKA_SH), "start", *flags], capture_output=True, text=True, check=False)
+        if started.returncode != 0:
+            raise SystemExit(f"broker did not start: {started.stderr.strip().splitlines()[-1:]}")
+        try:
+            yield started.stdout.strip().splitlines()[-1]
+        finally:
+            subprocess.run([str(KAFKA_SH), "stop", "--dir", data], check=False)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of a process, MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def save(name: str, figures: dict[str, object]) -> Path:
+    """Write figures as bench/results/<name>-<time>.json and return the path."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(figures, indent=2, sort_keys=True))
+    return path
+
+
+def table(rows: list[tuple[str, str]]) -> str:
+    """A two-column text table."""
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
