@@ -13,15 +13,16 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import faust
-from faust.types import TP, EventT, TableT
+from faust.types import TP, TableT
 
 from streams.aggregate import HubAggregator, Limits
 from streams.codec import Codec, ThroughputCodec
+from streams.events import ScanEvent
 from streams.intake import Rejected, deadletter_headers, intake
 from streams.metrics import Metrics
-from streams.observation import Observation, decode, encode, observe
+from streams.observation import Observation, decode_batch, encode_batch, observe
 from streams.settings import Settings
-from streams.topology import Topics
+from streams.topology import Source, Topics
 from streams.windows import WindowLimits
 
 BATCH_SIZE = 1000
@@ -96,31 +97,32 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
     hub_partition: dict[str, int] = {}  # by-hub partition of each hub this worker aggregates
 
     async def count_scans(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        """Decode each record; count valid scans and forward parcel scans; dead-letter the rest."""
+        """Decode each record; count valid scans, forward parcel scans by hub, dead-letter the rest."""
         batches = stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS)  # type: ignore[attr-defined]
         async for batch in batches:
-            now = time.time()
+            valid: list[tuple[ScanEvent, Source]] = []
+            by_hub_batch: dict[str, list[Observation]] = {}
             for event in batch:
-                await _intake_one(event, now)
+                message = event.message
+                source = source_of_topic[message.topic]
+                processed[message.tp] = message.offset
+                result = intake(codec, message.value, source)
+                if isinstance(result, Rejected):
+                    metrics.invalid.labels(source.value, result.reason.value).inc()
+                    await deadletter.send(
+                        key=message.key,
+                        value=message.value,
+                        headers=deadletter_headers(message.topic, message.partition, message.offset, result),
+                    )
+                    continue
+                valid.append((result, source))
+                if result.parcel_id is not None:
+                    obs = observe(result, source, message.partition, message.offset)
+                    by_hub_batch.setdefault(result.hub, []).append(obs)
+            for hub, observations in by_hub_batch.items():
+                await by_hub.send(key=hub.encode(), value=encode_batch(observations))
+            metrics.observe(valid, time.time())
             yield None
-
-    async def _intake_one(event: EventT[bytes], now: float) -> None:
-        message = event.message
-        source = source_of_topic[message.topic]
-        processed[message.tp] = message.offset
-        result = intake(codec, message.value, source)
-        if isinstance(result, Rejected):
-            metrics.invalid.labels(source.value, result.reason.value).inc()
-            await deadletter.send(
-                key=message.key,
-                value=message.value,
-                headers=deadletter_headers(message.topic, message.partition, message.offset, result),
-            )
-            return
-        metrics.observe(result, source, now)
-        if result.parcel_id is not None:
-            obs = observe(result, source, message.partition, message.offset)
-            await by_hub.send(key=result.hub.encode(), value=encode(obs))
 
     async def aggregate_hubs(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         """Apply parcel scans to each hub's windows and visits; emit the windows that closed."""
@@ -128,7 +130,7 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
         async for batch in batches:
             by_partition: dict[int, list[Observation]] = {}
             for event in batch:
-                by_partition.setdefault(event.message.partition, []).append(decode(event.message.value))
+                by_partition.setdefault(event.message.partition, []).extend(decode_batch(event.message.value))
             for partition, observations in by_partition.items():
                 for obs in observations:
                     hub_partition[obs.hub] = partition

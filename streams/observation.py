@@ -1,7 +1,8 @@
-"""The record the intake sends to the hub-keyed repartition topic: one parcel scan, compact.
+"""What the intake sends to the hub-keyed repartition topic: parcel scans, compact and batched.
 
 Internal to one pipeline (never leaves the app's own topic), so a fixed binary layout instead of
-Avro: it is produced and consumed once per parcel scan on the hot path.
+Avro, and one Kafka record carries all the scans of one hub from one intake batch: a record per
+scan would cost more than everything else the worker does with it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from streams.events import EVENT_TYPES, FLOW_OF_EVENT_TYPE, ScanEvent
 from streams.topology import Source
 
 _LAYOUT = struct.Struct(">3sBqiBHq")
+_LENGTH = struct.Struct(">H")
 _TYPES = tuple(EVENT_TYPES)
 _TYPE_INDEX = {name: i for i, name in enumerate(_TYPES)}
 _SOURCES = tuple(Source)
@@ -87,3 +89,25 @@ def decode(data: bytes) -> Observation:
         offset,
         data[_LAYOUT.size :].decode(),
     )
+
+
+def encode_batch(observations: list[Observation]) -> bytes:
+    """Many observations → one record value (each length-prefixed, order kept)."""
+    parts = []
+    for obs in observations:
+        data = encode(obs)
+        parts.append(_LENGTH.pack(len(data)))
+        parts.append(data)
+    return b"".join(parts)
+
+
+def decode_batch(data: bytes) -> list[Observation]:
+    """Inverse of :func:`encode_batch`."""
+    observations = []
+    position = 0
+    while position < len(data):
+        (size,) = _LENGTH.unpack_from(data, position)
+        position += _LENGTH.size
+        observations.append(decode(data[position : position + size]))
+        position += size
+    return observations

@@ -4,7 +4,7 @@ import random
 from collections.abc import Iterable
 
 from streams.aggregate import HubAggregator, Limits
-from streams.observation import Observation, decode, encode
+from streams.observation import Observation, decode, decode_batch, encode, encode_batch
 from streams.topology import Source
 from streams.windows import HOUR_MS, MINUTE_MS, Outcome, WindowLimits, totals
 
@@ -44,6 +44,9 @@ def parcel_life(parcel: str, hub: str, t: int, offset: int, grams: int = 500) ->
 def test_observation_round_trip() -> None:
     obs = Observation("LGG", "SORTED", T0, 480, Source.SORTER, 5, 123456789, "P-ü-1")
     assert decode(encode(obs)) == obs
+    many = [obs, Observation("KUL", "LOADED", T0 + 1, 1, Source.TRUCK, 0, 0, "Q"), obs]
+    assert decode_batch(encode_batch(many)) == many
+    assert decode_batch(b"") == []
     assert obs.flow == "sorted" and not obs.outbound
     assert Observation("LGG", "ULD_BUILDUP", T0, 1, Source.FLIGHT, 0, 0, "P").outbound
 

@@ -34,14 +34,16 @@ def test_observe_counts_events_flows_kilograms_and_delay() -> None:
     registry = CollectorRegistry()
     metrics = Metrics.create(registry)
     now = T0 / 1000 + 3.0
-    for event, source in [
-        (BREAKDOWN, Source.FLIGHT),
-        (SORTED, Source.SORTER),
-        (LOADED, Source.TRUCK),
-        (ARRIVED, Source.FLIGHT),
-        (BREAKDOWN, Source.FLIGHT),
-    ]:
-        metrics.observe(event, source, now)
+    metrics.observe(
+        [
+            (BREAKDOWN, Source.FLIGHT),
+            (SORTED, Source.SORTER),
+            (LOADED, Source.TRUCK),
+            (ARRIVED, Source.FLIGHT),
+            (BREAKDOWN, Source.FLIGHT),
+        ],
+        now,
+    )
     value = registry.get_sample_value
     assert value("parcelflow_events_total", {"hub": "LGG", "source": "flight", "event_type": "ULD_BREAKDOWN"}) == 2
     assert value("parcelflow_events_total", {"hub": "LGG", "source": "flight", "event_type": "FLIGHT_ARRIVED"}) == 1
