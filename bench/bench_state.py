@@ -60,11 +60,17 @@ def main() -> None:
         publish_seconds = time.monotonic() - began
         topics = [*Topics(prefix).sources, Topics(prefix).by_hub(prefix)]
 
-        worker = WorkerProcess(bootstrap, prefix, Path(work))
-        worker.env["PARCELFLOW_PARTITIONS"] = "6"
+        started: list[WorkerProcess] = []
+
+        def start_worker() -> WorkerProcess:
+            process = WorkerProcess(bootstrap, prefix, Path(work))
+            process.env["PARCELFLOW_PARTITIONS"] = "6"
+            started.append(process)
+            return process.start()
+
         began = time.monotonic()
-        worker.start()
         try:
+            worker = start_worker()
             wait_for(
                 lambda: group_done(bootstrap, prefix, topics), timeout=3600, what="the worker to catch up", proc=worker
             )
@@ -79,10 +85,8 @@ def main() -> None:
             rss = rss_mib(worker.process.pid)
             worker.stop(signal.SIGKILL)
 
-            restarted = WorkerProcess(bootstrap, prefix, Path(work))
-            restarted.env["PARCELFLOW_PARTITIONS"] = "6"
             began = time.monotonic()
-            restarted.start()
+            restarted = start_worker()
             publish_rows(settings, breakdowns(len(HUBS), start=args.parcels))  # one new parcel per hub
             expected = args.parcels + len(HUBS)
             wait_for(
@@ -94,9 +98,9 @@ def main() -> None:
             recovery_seconds = time.monotonic() - began
             assert restarted.process is not None
             rss_after = rss_mib(restarted.process.pid)
-            restarted.stop()
         finally:
-            worker.stop()
+            for process in started:
+                process.stop()
     figures = {
         "parcels_in_flight": args.parcels,
         "publish_events_per_second": round(args.parcels / publish_seconds),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -63,3 +64,55 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
         if ready or loop.time() > deadline:
             return
         await asyncio.sleep(0.1)
+
+
+async def group_caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
+    """Whether consumer group ``group`` has committed every record of ``topics``."""
+    from aiokafka import AIOKafkaConsumer
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = await partitions_of(consumer, topics)
+        ends = await consumer.end_offsets(partitions)
+        return bool(partitions) and all(
+            end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items()
+        )
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of ``topics`` (refreshing metadata once if the consumer has none yet)."""
+    found = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or [])]
+    if len(found) < len(topics):
+        await consumer._client.force_metadata_update()  # noqa: SLF001
+        found = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or [])]
+    return found
+
+
+async def delete_topics(settings: Settings, prefixes: list[str]) -> list[str]:
+    """Delete every topic whose name starts with one of ``prefixes``; return their names."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="parcelflow-admin")
+    await admin.start()
+    try:
+        doomed = sorted(t for t in await admin.list_topics() if any(t.startswith(p) for p in prefixes))
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
+    finally:
+        await admin.close()
+
+
+async def list_topics(settings: Settings) -> list[str]:
+    """Names of every topic in the cluster."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="parcelflow-admin")
+    await admin.start()
+    try:
+        return sorted(await admin.list_topics())
+    finally:
+        await admin.close()

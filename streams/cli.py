@@ -113,6 +113,132 @@ def publish(
         raise typer.Exit(2)
 
 
+@cli.command()
+def archive(
+    directory: Annotated[Path, typer.Argument(help="Folder of the archive (Avro files by source/day/hour).")],
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
+    group: Annotated[str | None, typer.Option(help="Consumer group (default <prefix>-archive).")] = None,
+    segment_seconds: Annotated[
+        float, typer.Option(help="Seconds per segment: files closed, then offsets committed.")
+    ] = 5.0,
+) -> None:
+    """Archive the raw scan events of the source topics until stopped (Ctrl-C)."""
+    from streams.archive import ArchiveStats, run_archiver
+
+    settings = _settings(bootstrap, prefix)
+    group_id = group or f"{settings.topic_prefix}-archive"
+    err.print(
+        f"archiving {settings.topic_prefix}.scans.* into {directory} (group {group_id}); Ctrl-C stops", highlight=False
+    )
+
+    def report(stats: ArchiveStats) -> None:
+        err.print(
+            f"archived {stats.records} records in {stats.files} files ({stats.segments} segments, "
+            f"{stats.rejected} undecodable skipped)",
+            highlight=False,
+        )
+
+    try:
+        asyncio.run(
+            run_archiver(
+                settings.bootstrap, settings.topic_prefix, directory, group_id, segment_seconds, on_segment=report
+            )
+        )
+    except KeyboardInterrupt:
+        err.print("stopped; everything archived so far is committed", highlight=False)
+
+
+replay_cli = typer.Typer(no_args_is_help=True, help="Replay history into an isolated namespace.")
+cli.add_typer(replay_cli, name="replay")
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise CliError(f"--speed must be 'max' or a positive number, got {text!r}")
+    return value
+
+
+def _time(text: str | None, option: str) -> int | None:
+    from streams.events import InvalidEvent, parse_event_time
+
+    if text is None:
+        return None
+    try:
+        return parse_event_time(text)
+    except InvalidEvent as exc:
+        raise CliError(f"{option}: {exc.detail}") from None
+
+
+@replay_cli.command("run")
+def replay_run(
+    name: Annotated[str, typer.Argument(help="Namespace: topics replay.NAME.*, consumer group replay-NAME.")],
+    archive_dir: Annotated[
+        Path | None, typer.Option("--archive", help="Replay archive files from this folder.")
+    ] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="Start (ISO 8601 with zone) of the time range.")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="End (exclusive) of the time range.")] = None,
+    source_prefix: Annotated[str | None, typer.Option(help="Topic prefix to read history from (topics).")] = None,
+    speed: Annotated[str, typer.Option(help="'max', or N for N× real time (1 = real time).")] = "max",
+    on_error: Annotated[str, typer.Option(help="On a bad archive file: 'stop', or 'skip' it.")] = "stop",
+    workers: Annotated[int, typer.Option(help="Workers to start for the namespace (0: start none).")] = 1,
+    metrics_port: Annotated[int, typer.Option(help="Port of the first replay worker's /metrics.")] = 9200,
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Republish history with its event times into namespace NAME and aggregate it there."""
+    from streams.replay_run import run_replay
+
+    if on_error not in ("stop", "skip"):
+        raise CliError("--on-error must be 'stop' or 'skip'")
+    if archive_dir is not None and (from_ is not None or to is not None) and source_prefix is not None:
+        raise CliError("choose --archive or a topic range (--source-prefix with --from/--to), not both")
+    if archive_dir is not None and not archive_dir.is_dir():
+        raise CliError(f"{archive_dir}: no such archive folder")
+    settings = _settings(bootstrap, None)
+    with _progress() as progress:
+        run_replay(
+            settings,
+            name,
+            archive_dir=archive_dir,
+            from_ms=_time(from_, "--from"),
+            to_ms=_time(to, "--to"),
+            source_prefix=source_prefix or settings.topic_prefix,
+            speed=_speed(speed),
+            on_error=on_error,
+            workers=workers,
+            metrics_port=metrics_port,
+            progress=progress,
+            console=err,
+        )
+
+
+@replay_cli.command("list")
+def replay_list(bootstrap: Bootstrap = None) -> None:
+    """List replay namespaces and how many records their source topics hold."""
+    from streams.replay_run import namespace_sizes
+
+    for name, records in asyncio.run(namespace_sizes(_settings(bootstrap, None))).items():
+        print(f"{name}\t{records}")
+
+
+@replay_cli.command("clean")
+def replay_clean(
+    name: Annotated[str, typer.Argument(help="Namespace to delete.")],
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Delete a replay namespace: its topics, internal topics and scrape targets."""
+    from streams.replay_run import clean_namespace
+
+    deleted = asyncio.run(clean_namespace(_settings(bootstrap, None), name))
+    err.print(f"deleted {len(deleted)} topics of replay {name}", highlight=False)
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -140,6 +266,8 @@ def main() -> None:
     except KafkaError as exc:
         _fail(f"Kafka error: {exc}")
     except OSError as exc:
+        _fail(str(exc))
+    except ValueError as exc:  # NamespaceError, ArchiveError details, bad options
         _fail(str(exc))
 
 

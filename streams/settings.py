@@ -39,6 +39,7 @@ class Settings:
     grace_seconds: int = 120
     retention_seconds: int = 3600
     session_timeout_seconds: int = 10
+    targets_dir: Path = Path(".parcelflow/prometheus-targets")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +60,7 @@ class Settings:
             grace_seconds=_int(env, "PARCELFLOW_GRACE_SECONDS", default.grace_seconds),
             retention_seconds=_int(env, "PARCELFLOW_RETENTION_SECONDS", default.retention_seconds),
             session_timeout_seconds=_int(env, "PARCELFLOW_SESSION_TIMEOUT_SECONDS", default.session_timeout_seconds),
+            targets_dir=Path(env.get("PARCELFLOW_TARGETS_DIR") or default.targets_dir),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

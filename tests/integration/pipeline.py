@@ -6,10 +6,10 @@ import asyncio
 import bisect
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
+from streams.admin import group_caught_up
 from streams.codec import ThroughputCodec
 from streams.events import from_mapping
 from streams.publish import Publisher
@@ -26,30 +26,10 @@ def publish_rows(settings: Settings, rows: Iterable[dict[str, object]]) -> int:
     return asyncio.run(run())
 
 
-async def _group_done(bootstrap: str, group: str, topics: list[str]) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or [])]
-        if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or [])]
-        ends = await consumer.end_offsets(partitions)
-        return bool(partitions) and all(
-            end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items()
-        )
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
 def group_done(bootstrap: str, group: str, topics: list[str]) -> bool:
     """Whether the consumer group has committed every record of ``topics`` (False while it can't tell)."""
     try:
-        return asyncio.run(_group_done(bootstrap, group, topics))
+        return asyncio.run(group_caught_up(bootstrap, group, topics))
     except KafkaError:
         return False  # e.g. the group coordinator is not available yet
 
