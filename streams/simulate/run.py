@@ -134,18 +134,23 @@ def run(
     state = _Run(config, speed, on_progress, now)
     pacer, add = state.pacer, state.truth.add
     writes = [sink.write for sink in sinks]
+    paced = pacer.speed is not None
+    records = 0
     emission: Emission
     try:
         for emission in state.emissions():
             clock, mark, row = emission
-            if pacer.speed is not None:
+            if paced:
+                state.records = records
                 _pace_sync(state, clock, sleep)
             add(clock, mark, row)
             for write in writes:
                 write(mark, row)
-            state.records += 1
-            if not state.records % REPORT_EVERY:
+            records += 1
+            if not records % REPORT_EVERY:
+                state.records = records
                 state.report(clock)
+        state.records = records
         if pacer.speed is not None:
             _pace_sync(state, config.end_ms, sleep)
     finally:
