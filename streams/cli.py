@@ -184,10 +184,21 @@ def simulate(
             )
 
         if "kafka" in outputs:
+            from aiokafka.errors import InvalidTimestampError
+
             settings = _settings(bootstrap, prefix)
-            result = asyncio.run(
-                simulate_to_kafka(config, settings, truth_path, pace, out if formats else None, formats, on_progress)
-            )
+            try:
+                result = asyncio.run(
+                    simulate_to_kafka(
+                        config, settings, truth_path, pace, out if formats else None, formats, on_progress
+                    )
+                )
+            except InvalidTimestampError:
+                raise CliError(
+                    "the broker refused the event times (Kafka rejects timestamps more than "
+                    "log.message.timestamp.after.max.ms ahead of its clock, 1 h by default): "
+                    "for times after now use a finite --speed, e.g. --start now --speed 1"
+                ) from None
         else:
             result = simulate_to_files(config, out, formats, pace, truth_path, on_progress)
     events = result.truth["events"]

@@ -99,10 +99,10 @@ def parse_speed(text: str) -> float | None:
 
 
 def parse_start(text: str, now: datetime | None = None) -> int:
-    """ISO 8601 with a time zone, or ``now`` (floored to the minute) → epoch ms."""
+    """ISO 8601 with a time zone, or ``now`` (to the second) → epoch ms."""
     if text.strip().lower() == "now":
         moment = now or datetime.now(UTC)
-        return datetime_to_ms(moment.replace(second=0, microsecond=0))
+        return datetime_to_ms(moment.replace(microsecond=0))
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

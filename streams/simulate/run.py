@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,7 @@ class _Run:
         self.started = now()
         self.records = 0
 
-    def emissions(self) -> Any:
+    def emissions(self) -> Iterator[Emission]:
         return self.emitter.stream(scan_rows(self.config))
 
     def report(self, sim_ms: int) -> None:

@@ -36,7 +36,7 @@ def test_starts() -> None:
     assert parse_start("2026-11-23T00:00:00Z") == 1_795_392_000_000
     assert parse_start("2026-11-23T01:00:00+01:00") == 1_795_392_000_000
     now = datetime(2026, 11, 24, 10, 17, 42, 123456, tzinfo=UTC)
-    assert parse_start("now", now=now) == parse_start("2026-11-24T10:17:00Z")
+    assert parse_start("now", now=now) == parse_start("2026-11-24T10:17:42Z")
     with pytest.raises(ConfigError, match="time zone"):
         parse_start("2026-11-23T00:00:00")
     with pytest.raises(ConfigError, match="ISO 8601"):
