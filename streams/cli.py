@@ -1,4 +1,4 @@
-"""The ``parcelflow`` command line: worker, publish, topics."""
+"""The ``parcelflow`` command line: worker, publish, topics, simulate."""
 
 from __future__ import annotations
 
@@ -6,13 +6,17 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from streams.events import ms_to_datetime
 from streams.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from streams.simulate.run import RunProgress
 
 cli = typer.Typer(
     add_completion=False,
@@ -237,6 +241,118 @@ def replay_clean(
 
     deleted = asyncio.run(clean_namespace(_settings(bootstrap, None), name))
     err.print(f"deleted {len(deleted)} topics of replay {name}", highlight=False)
+
+
+OUTPUTS = ("jsonl", "avro", "kafka")
+
+
+@cli.command()
+def simulate(
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="jsonl, avro or kafka; repeat for several (default: jsonl).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Directory for the event files (one per source) and truth.json.")] = Path(
+        "out"
+    ),
+    truth: Annotated[
+        Path | None, typer.Option(help="Ground-truth file (default: OUT/truth.json, or ./truth.json for Kafka only).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Same seed and options, same events, byte for byte.")] = 1,
+    start: Annotated[
+        str, typer.Option(help="Simulated start, ISO 8601 with a zone, or 'now'.")
+    ] = "2026-11-23T00:00:00Z",
+    duration: Annotated[str, typer.Option(help="Simulated span, e.g. 90s, 45m, 6h, 2d.")] = "1h",
+    scale: Annotated[float, typer.Option(help="Volume multiplier (1 ≈ 4 M events per simulated day).")] = 1.0,
+    speed: Annotated[str, typer.Option(help="Simulated seconds per wall-clock second (1, 60, …) or 'max'.")] = "max",
+    disorder: Annotated[float, typer.Option(help="Share of events emitted out of order.")] = 0.0,
+    disorder_max: Annotated[float, typer.Option(help="Largest out-of-order delay, simulated seconds.")] = 60.0,
+    late: Annotated[float, typer.Option(help="Share of flow events emitted --late-delay late.")] = 0.0,
+    late_delay: Annotated[float, typer.Option(help="Delay of late events, simulated seconds.")] = 1800.0,
+    corrupt: Annotated[float, typer.Option(help="Share of extra corrupt records.")] = 0.0,
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
+) -> None:
+    """Generate the hub network's scan events (files or Kafka) and the ground truth of the run."""
+    from streams.simulate.config import ConfigError, SimConfig, parse_duration, parse_speed, parse_start
+    from streams.simulate.run import TRUTH_FILE, simulate_to_files, simulate_to_kafka
+
+    outputs = list(dict.fromkeys(to or ["jsonl"]))
+    unknown = [o for o in outputs if o not in OUTPUTS]
+    if unknown:
+        raise CliError(f"unknown output {unknown[0]!r} (choose from {', '.join(OUTPUTS)})")
+    try:
+        config = SimConfig(
+            seed=seed,
+            start_ms=parse_start(start),
+            duration_s=parse_duration(duration),
+            scale=scale,
+            disorder=disorder,
+            disorder_max_s=disorder_max,
+            late=late,
+            late_delay_s=late_delay,
+            corrupt=corrupt,
+        )
+        pace = parse_speed(speed)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    formats = [o for o in outputs if o != "kafka"]
+    truth_path = truth or (out / TRUTH_FILE if formats else Path(TRUTH_FILE))
+    with _sim_progress() as progress:
+        task = progress.add_task("simulating", total=1000, sim="", rate="", records="")
+
+        def on_progress(state: RunProgress) -> None:
+            progress.update(
+                task,
+                completed=state.fraction * 1000,
+                sim=ms_to_datetime(state.sim_ms).strftime("%Y-%m-%d %H:%M:%SZ"),
+                rate=f"{state.records_per_s:,.0f} rec/s",
+                records=f"{state.records:,} records",
+            )
+
+        if "kafka" in outputs:
+            from aiokafka.errors import InvalidTimestampError
+
+            settings = _settings(bootstrap, prefix)
+            try:
+                result = asyncio.run(
+                    simulate_to_kafka(
+                        config, settings, truth_path, pace, out if formats else None, formats, on_progress
+                    )
+                )
+            except InvalidTimestampError:
+                raise CliError(
+                    "the broker refused the event times (Kafka rejects timestamps more than "
+                    "log.message.timestamp.after.max.ms ahead of its clock, 1 h by default): "
+                    "for times after now use a finite --speed, e.g. --start now --speed 1"
+                ) from None
+        else:
+            result = simulate_to_files(config, out, formats, pace, truth_path, on_progress)
+    events = result.truth["events"]
+    sources = ", ".join(f"{name} {count:,}" for name, count in events["by_source"].items())
+    err.print(
+        f"simulated {config.start_iso} + {config.duration_s:,} s: {events['total']:,} events ({sources}), "
+        f"{events['corrupt']:,} corrupt, {events['late']:,} late, {events['out_of_order']:,} out of order "
+        f"in {result.wall_s:.1f} s ({result.records_per_s:,.0f} records/s)",
+        highlight=False,
+    )
+    if "kafka" in outputs:
+        err.print(f"sent to {settings.topic_prefix}.scans.* on {settings.bootstrap}", highlight=False)
+    for path in result.files:
+        err.print(f"wrote {path}", highlight=False)
+    err.print(f"truth: {truth_path}", highlight=False)
+
+
+def _sim_progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[sim]}"),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[records]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
 
 
 def _progress() -> Progress:

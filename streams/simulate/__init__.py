@@ -1,0 +1,20 @@
+"""The network simulator: realistic scan events of the hub network, their ground truth, files or Kafka.
+
+from streams.simulate import SimConfig, scan_events, simulate_to_files
+for event in scan_events(SimConfig(seed=7, duration_s=3600)): ...
+simulate_to_files(SimConfig(seed=7), Path("out"), formats=("jsonl", "avro"))
+"""
+
+from streams.simulate.config import SimConfig
+from streams.simulate.model import scan_events, scan_rows
+from streams.simulate.run import RunProgress, RunResult, simulate_to_files, simulate_to_kafka
+
+__all__ = [
+    "RunProgress",
+    "RunResult",
+    "SimConfig",
+    "scan_events",
+    "scan_rows",
+    "simulate_to_files",
+    "simulate_to_kafka",
+]

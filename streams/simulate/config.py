@@ -1,0 +1,112 @@
+"""What a simulation run is: seed, simulated time span, volume and test impairments (pure)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from streams.events import MAX_EVENT_TIME_MS, MIN_EVENT_TIME_MS, datetime_to_ms, ms_to_datetime
+
+DEFAULT_START = datetime(2026, 11, 23, tzinfo=UTC)
+"""A fixed Monday 00:00 UTC, so that ``--seed`` alone makes a run reproducible."""
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(ValueError):
+    """A simulation option the simulator cannot use."""
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything that determines a run's events: same config, same bytes."""
+
+    seed: int = 1
+    start_ms: int = datetime_to_ms(DEFAULT_START)
+    duration_s: int = 86_400
+    scale: float = 1.0
+    disorder: float = 0.0
+    disorder_max_s: float = 60.0
+    late: float = 0.0
+    late_delay_s: float = 1800.0
+    corrupt: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.duration_s <= 0:
+            raise ConfigError(f"duration must be positive, got {self.duration_s} s")
+        if not (MIN_EVENT_TIME_MS <= self.start_ms and self.end_ms < MAX_EVENT_TIME_MS):
+            raise ConfigError("start and end must lie between 2000 and 2100")
+        if not 0 < self.scale <= 1000:
+            raise ConfigError(f"scale must be in (0, 1000], got {self.scale}")
+        for name in ("disorder", "late", "corrupt"):
+            share = getattr(self, name)
+            if not 0 <= share < 1:
+                raise ConfigError(f"{name} share must be in [0, 1), got {share}")
+        if self.disorder + self.late >= 1:
+            raise ConfigError("disorder + late shares must stay below 1")
+        if self.disorder_max_s <= 0 or self.late_delay_s <= 0:
+            raise ConfigError("disorder-max and late-delay must be positive")
+
+    @property
+    def end_ms(self) -> int:
+        """First millisecond after the simulated span: no event is at or after it."""
+        return self.start_ms + self.duration_s * 1000
+
+    @property
+    def start_iso(self) -> str:
+        """Start as ISO 8601 UTC with a ``Z``."""
+        return ms_to_datetime(self.start_ms).isoformat().replace("+00:00", "Z")
+
+    @property
+    def disorder_max_ms(self) -> int:
+        """Largest extra stream delay of an out-of-order event."""
+        return round(self.disorder_max_s * 1000)
+
+    @property
+    def late_delay_ms(self) -> int:
+        """Stream delay of a deliberately late event."""
+        return round(self.late_delay_s * 1000)
+
+
+def parse_duration(text: str) -> int:
+    """``90``, ``90s``, ``45m``, ``6h``, ``2d``, ``1h30m`` → whole seconds (positive)."""
+    compact = text.strip().lower().replace(" ", "")
+    if compact.isdigit():
+        seconds = float(compact)
+    else:
+        parts = _DURATION_PART.findall(compact)
+        if not parts or "".join(n + u for n, u in parts) != compact:
+            raise ConfigError(f"cannot read duration {text!r} (e.g. 90s, 45m, 6h, 2d, 1h30m)")
+        seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    if seconds < 1:
+        raise ConfigError(f"duration {text!r} is shorter than a second")
+    return int(seconds)
+
+
+def parse_speed(text: str) -> float | None:
+    """``max`` → ``None`` (as fast as possible); else simulated seconds per wall-clock second."""
+    if text.strip().lower() == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        raise ConfigError(f"speed must be a number or 'max', got {text!r}") from None
+    if not speed > 0:
+        raise ConfigError(f"speed must be positive, got {text!r}")
+    return speed
+
+
+def parse_start(text: str, now: datetime | None = None) -> int:
+    """ISO 8601 with a time zone, or ``now`` (to the second) → epoch ms."""
+    if text.strip().lower() == "now":
+        moment = now or datetime.now(UTC)
+        return datetime_to_ms(moment.replace(microsecond=0))
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"start {text!r} is not ISO 8601 (e.g. 2026-11-23T00:00:00Z) or 'now'") from None
+    if moment.tzinfo is None:
+        raise ConfigError(f"start {text!r} needs a time zone (e.g. a trailing Z)")
+    return datetime_to_ms(moment)

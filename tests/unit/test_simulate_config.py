@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from streams.simulate.config import ConfigError, SimConfig, parse_duration, parse_speed, parse_start
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("90s", 90), ("45m", 2700), ("6h", 21600), ("2d", 172800), ("1h30m", 5400), ("1.5h", 5400)],
+)
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "2x", "h", "0", "0.5s", "1h 30x", "-5m"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(("text", "speed"), [("max", None), ("MAX", None), ("1", 1.0), ("60", 60.0), ("0.5", 0.5)])
+def test_speeds(text: str, speed: float | None) -> None:
+    assert parse_speed(text) == speed
+
+
+@pytest.mark.parametrize("text", ["fast", "0", "-1", ""])
+def test_bad_speeds(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_speed(text)
+
+
+def test_starts() -> None:
+    assert parse_start("2026-11-23T00:00:00Z") == 1_795_392_000_000
+    assert parse_start("2026-11-23T01:00:00+01:00") == 1_795_392_000_000
+    now = datetime(2026, 11, 24, 10, 17, 42, 123456, tzinfo=UTC)
+    assert parse_start("now", now=now) == parse_start("2026-11-24T10:17:42Z")
+    with pytest.raises(ConfigError, match="time zone"):
+        parse_start("2026-11-23T00:00:00")
+    with pytest.raises(ConfigError, match="ISO 8601"):
+        parse_start("yesterday")
+
+
+def test_default_start_is_fixed_so_a_seed_alone_reproduces_a_run() -> None:
+    assert SimConfig().start_iso == "2026-11-23T00:00:00Z"
+    assert SimConfig(duration_s=60).end_ms == SimConfig().start_ms + 60_000
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"duration_s": 0},
+        {"scale": 0},
+        {"disorder": 1.0},
+        {"late": -0.1},
+        {"corrupt": 1.5},
+        {"disorder": 0.6, "late": 0.5},
+        {"disorder_max_s": 0},
+        {"late_delay_s": -1},
+        {"start_ms": 0},
+    ],
+)
+def test_invalid_configs(changes: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        SimConfig(**changes)  # type: ignore[arg-type]
