@@ -77,22 +77,20 @@ async def group_caught_up(bootstrap: str, group: str, topics: list[str]) -> bool
     try:
         committed = await admin.list_consumer_group_offsets(group)
         partitions = await partitions_of(consumer, topics)
+        if {tp.topic for tp in partitions} != set(topics):
+            return False  # a topic is not there yet: nothing can be caught up with it
         ends = await consumer.end_offsets(partitions)
-        return bool(partitions) and all(
-            end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items()
-        )
+        return all(end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items())
     finally:
         await consumer.stop()
         await admin.close()
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
-    """Every partition of ``topics`` (refreshing metadata once if the consumer has none yet)."""
-    found = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or [])]
-    if len(found) < len(topics):
+    """Every partition of ``topics``; a topic the cluster does not know (yet) has none."""
+    if any(not consumer.partitions_for_topic(t) for t in topics):
         await consumer._client.force_metadata_update()  # noqa: SLF001
-        found = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or [])]
-    return found
+    return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
 
 
 async def delete_topics(settings: Settings, prefixes: list[str]) -> list[str]:
@@ -103,6 +101,10 @@ async def delete_topics(settings: Settings, prefixes: list[str]) -> list[str]:
         doomed = sorted(t for t in await admin.list_topics() if any(t.startswith(p) for p in prefixes))
         if doomed:
             await admin.delete_topics(doomed)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while set(doomed) & set(await admin.list_topics()) and loop.time() < deadline:
+                await asyncio.sleep(0.2)  # deletion completes asynchronously in the controller
         return doomed
     finally:
         await admin.close()

@@ -158,15 +158,12 @@ cli.add_typer(replay_cli, name="replay")
 
 
 def _speed(text: str) -> float | None:
-    if text == "max":
-        return None
+    from streams.pacing import SpeedError, parse_speed
+
     try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if value <= 0:
-        raise CliError(f"--speed must be 'max' or a positive number, got {text!r}")
-    return value
+        return parse_speed(text)
+    except SpeedError as exc:
+        raise CliError(f"--speed: {exc}") from None
 
 
 def _time(text: str | None, option: str) -> int | None:
@@ -273,7 +270,8 @@ def simulate(
     prefix: Prefix = None,
 ) -> None:
     """Generate the hub network's scan events (files or Kafka) and the ground truth of the run."""
-    from streams.simulate.config import ConfigError, SimConfig, parse_duration, parse_speed, parse_start
+    from streams.pacing import SpeedError, parse_speed
+    from streams.simulate.config import ConfigError, SimConfig, parse_duration, parse_start
     from streams.simulate.run import TRUTH_FILE, simulate_to_files, simulate_to_kafka
 
     outputs = list(dict.fromkeys(to or ["jsonl"]))
@@ -293,7 +291,7 @@ def simulate(
             corrupt=corrupt,
         )
         pace = parse_speed(speed)
-    except ConfigError as exc:
+    except (ConfigError, SpeedError) as exc:
         raise CliError(str(exc)) from None
     formats = [o for o in outputs if o != "kafka"]
     truth_path = truth or (out / TRUTH_FILE if formats else Path(TRUTH_FILE))

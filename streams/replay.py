@@ -17,6 +17,7 @@ from pathlib import Path
 
 from streams.archive import ArchiveError, archived_files, read_file
 from streams.codec import Codec
+from streams.pacing import Pacer
 from streams.topology import Source, Topics
 
 
@@ -35,29 +36,6 @@ class ReplayRecord:
 def merge_partitions(streams: Iterable[Iterator[ReplayRecord]]) -> Iterator[ReplayRecord]:
     """Interleave partitions by timestamp without reordering any one of them."""
     return heapq.merge(*streams, key=lambda r: r.timestamp_ms)
-
-
-class Pacer:
-    """How long to wait before sending a record so that event-time spacing / speed is kept."""
-
-    def __init__(self, speed: float | None, clock: Callable[[], float] = time.monotonic) -> None:
-        if speed is not None and speed <= 0:
-            raise ValueError("speed must be positive (or None for as fast as possible)")
-        self.speed = speed
-        self.clock = clock
-        self._origin: tuple[int, float] | None = None
-
-    def delay(self, timestamp_ms: int) -> float:
-        """Seconds to wait before sending a record of ``timestamp_ms`` (0 when due or unpaced)."""
-        if self.speed is None:
-            return 0.0
-        now = self.clock()
-        if self._origin is None:
-            self._origin = (timestamp_ms, now)
-            return 0.0
-        first_ms, started = self._origin
-        due = started + (timestamp_ms - first_ms) / 1000 / self.speed
-        return max(0.0, due - now)
 
 
 @dataclass
@@ -209,17 +187,20 @@ async def republish(
     from aiokafka import AIOKafkaProducer
 
     topics = Topics(target_prefix)
-    pacer = Pacer(speed)
+    pacer: Pacer | None = None  # its origin is the first record's time
     stats = ReplayStats()
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
     )
     await producer.start()
+    await _await_partitions(producer, list(topics.sources))
     pending: list[asyncio.Future[object]] = []
     last_report = 0.0
     try:
         async for record in _aiter(records):
-            wait = pacer.delay(record.timestamp_ms)
+            if pacer is None:
+                pacer = Pacer(speed, record.timestamp_ms)
+            wait = pacer.wait_s(record.timestamp_ms)
             if wait > 0:
                 await asyncio.sleep(wait)
             pending.append(
@@ -248,6 +229,18 @@ async def republish(
     if on_progress is not None:
         on_progress(stats)
     return stats
+
+
+async def _await_partitions(producer: object, topics: list[str], timeout: float = 30.0) -> None:
+    """Wait until the producer's metadata lists the partitions of freshly created topics."""
+    client = producer.client  # type: ignore[attr-defined]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while any(not client.cluster.partitions_for_topic(t) for t in topics) and loop.time() < deadline:
+        for topic in topics:
+            client.add_topic(topic)
+        await client.force_metadata_update()
+        await asyncio.sleep(0.1)
 
 
 async def _aiter(records: AsyncIterator[ReplayRecord] | Iterator[ReplayRecord]) -> AsyncIterator[ReplayRecord]:

@@ -132,6 +132,8 @@ async def namespace_sizes(settings: Settings) -> dict[str, int]:
     from aiokafka import AIOKafkaConsumer
 
     names = names_in(await list_topics(settings))
+    if not names:
+        return {}
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap)
     await consumer.start()
     try:

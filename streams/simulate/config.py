@@ -85,19 +85,6 @@ def parse_duration(text: str) -> int:
     return int(seconds)
 
 
-def parse_speed(text: str) -> float | None:
-    """``max`` → ``None`` (as fast as possible); else simulated seconds per wall-clock second."""
-    if text.strip().lower() == "max":
-        return None
-    try:
-        speed = float(text)
-    except ValueError:
-        raise ConfigError(f"speed must be a number or 'max', got {text!r}") from None
-    if not speed > 0:
-        raise ConfigError(f"speed must be positive, got {text!r}")
-    return speed
-
-
 def parse_start(text: str, now: datetime | None = None) -> int:
     """ISO 8601 with a time zone, or ``now`` (to the second) → epoch ms."""
     if text.strip().lower() == "now":

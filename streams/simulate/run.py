@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streams.pacing import Pacer
 from streams.publish import Publisher
 from streams.settings import Settings
 from streams.simulate.config import SimConfig
@@ -66,29 +67,6 @@ class RunResult:
     def records_per_s(self) -> float:
         """Records emitted per wall-clock second over the whole run."""
         return self.records / self.wall_s if self.wall_s > 0 else 0.0
-
-
-class Pacer:
-    """Maps simulated time to wall-clock time at ``speed`` simulated seconds per second (``None``: no waits)."""
-
-    def __init__(self, speed: float | None, sim_start_ms: int, now: Callable[[], float] = time.monotonic) -> None:
-        self.speed = speed
-        self.sim_start_ms = sim_start_ms
-        self.now = now
-        self.wall_start = now()
-
-    def wait_s(self, clock_ms: int) -> float:
-        """Seconds to wait before the simulated clock may show ``clock_ms``."""
-        if self.speed is None:
-            return 0.0
-        due = self.wall_start + (clock_ms - self.sim_start_ms) / 1000 / self.speed
-        return max(0.0, due - self.now())
-
-    def sim_now(self, limit_ms: int) -> int:
-        """The simulated time the wall clock stands for now (never beyond ``limit_ms``)."""
-        if self.speed is None:
-            return limit_ms
-        return min(limit_ms, self.sim_start_ms + int((self.now() - self.wall_start) * self.speed * 1000))
 
 
 class _Run:

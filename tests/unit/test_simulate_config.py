@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams.simulate.config import ConfigError, SimConfig, parse_duration, parse_speed, parse_start
+from streams.pacing import SpeedError, parse_speed
+from streams.simulate.config import ConfigError, SimConfig, parse_duration, parse_start
 
 
 @pytest.mark.parametrize(
@@ -28,7 +29,7 @@ def test_speeds(text: str, speed: float | None) -> None:
 
 @pytest.mark.parametrize("text", ["fast", "0", "-1", ""])
 def test_bad_speeds(text: str) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(SpeedError):
         parse_speed(text)
 
 

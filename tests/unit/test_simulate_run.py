@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from streams.pacing import Pacer
 from streams.simulate.config import SimConfig
-from streams.simulate.run import Pacer, RunProgress, run
+from streams.simulate.run import RunProgress, run
 from streams.simulate.sinks import JsonlSink
 from tests.helpers import cli
 
