@@ -36,31 +36,45 @@ class TableStore:
 
     Writes go to the local store and to the changelog partition given explicitly: the batch
     being processed may hold events of several partitions, so Faust's "current event" cannot
-    tell which one a key belongs to.
+    tell which one a key belongs to. With the RocksDB store the partition's own database is used
+    for the same reason.
     """
 
     def __init__(self, table: TableT[bytes, bytes], partition: int) -> None:
         self.table = table
         self.partition = partition
+        store = table.data
+        self._db = store._db_for_partition(partition) if hasattr(store, "_db_for_partition") else None  # noqa: SLF001
+        self._key_index: dict[bytes, int] = getattr(store, "_key_index", {})  # Faust's key → partition map
 
     def get(self, key: bytes) -> bytes | None:
         """Current value of ``key``."""
-        value = self.table.data.get(key)
+        value = self.table.data.get(key) if self._db is None else self._db.get(key)
         return None if value is None else bytes(value)
 
     def put(self, key: bytes, value: bytes) -> None:
         """Set ``key`` locally and in its changelog partition."""
-        self.table.data[key] = value
+        if self._db is None:
+            self.table.data[key] = value
+        else:
+            self._db.put(key, value)
+            self._key_index[key] = self.partition  # as Faust's own _set does
         self.table.send_changelog(self.partition, key, value)
 
     def delete(self, key: bytes) -> None:
         """Remove ``key`` locally and tombstone it in the changelog."""
-        self.table.data.pop(key, None)
+        if self._db is None:
+            self.table.data.pop(key, None)
+        else:
+            self._db.delete(key)
+            self._key_index.pop(key, None)
         self.table.send_changelog(self.partition, key, None, value_serializer="raw")
 
     def keys(self) -> Iterable[bytes]:
-        """Keys held locally (the partitions this worker owns)."""
-        return list(self.table.data.keys())
+        """Keys held locally for this partition (memory store: every partition this worker owns)."""
+        if self._db is None:
+            return list(self.table.data.keys())
+        return [bytes(k) for k in self._db.keys()]
 
 
 def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
@@ -87,6 +101,7 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
         key_type=bytes,  # bytes keys and values: Faust (de)serialises them as raw
         value_type=bytes,
         partitions=settings.partitions,
+        options={"driver": "rocksdict"},  # used when the app's store is rocksdb://
     )
     limits = Limits(
         WindowLimits(grace_ms=settings.grace_seconds * 1000, retention_ms=settings.retention_seconds * 1000)

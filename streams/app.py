@@ -17,7 +17,7 @@ def build_app(settings: Settings, registry: CollectorRegistry | None = None) -> 
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
-        store="memory://",
+        store=settings.store,
         datadir=str(settings.data_dir / settings.app_id),
         web_enabled=False,
         topic_partitions=settings.partitions,

@@ -40,6 +40,7 @@ class Settings:
     retention_seconds: int = 3600
     session_timeout_seconds: int = 10
     targets_dir: Path = Path(".parcelflow/prometheus-targets")
+    store: str = "rocksdb://"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,6 +62,7 @@ class Settings:
             retention_seconds=_int(env, "PARCELFLOW_RETENTION_SECONDS", default.retention_seconds),
             session_timeout_seconds=_int(env, "PARCELFLOW_SESSION_TIMEOUT_SECONDS", default.session_timeout_seconds),
             targets_dir=Path(env.get("PARCELFLOW_TARGETS_DIR") or default.targets_dir),
+            store=env.get("PARCELFLOW_STORE") or default.store,
         )
 
     def with_overrides(self, **changes: object) -> Settings:

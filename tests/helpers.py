@@ -75,7 +75,7 @@ class WorkerProcess:
             "PARCELFLOW_TOPIC_PREFIX": prefix,
             "PARCELFLOW_APP_ID": app_id or prefix,
             "PARCELFLOW_METRICS_PORT": str(self.metrics_port),
-            "PARCELFLOW_DATA_DIR": str(workdir / "data"),
+            "PARCELFLOW_DATA_DIR": str(workdir / f"data-{self.metrics_port}"),  # one state dir per worker
             "PARCELFLOW_PARTITIONS": "3",
         }
         self.process: subprocess.Popen[bytes] | None = None
