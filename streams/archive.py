@@ -178,8 +178,8 @@ async def run_archiver(
                     path.unlink(missing_ok=True)
 
     consumer.subscribe(list(source_of), listener=DropUncommitted())
-    await consumer.start()
     try:
+        await consumer.start()
         while stop is None or not stop.is_set():
             segment = Segment()
             loop = asyncio.get_running_loop()

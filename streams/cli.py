@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
@@ -143,14 +144,23 @@ def archive(
             highlight=False,
         )
 
-    try:
-        asyncio.run(
-            run_archiver(
-                settings.bootstrap, settings.topic_prefix, directory, group_id, segment_seconds, on_segment=report
-            )
+    async def until_signal() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_archiver(
+            settings.bootstrap,
+            settings.topic_prefix,
+            directory,
+            group_id,
+            segment_seconds,
+            stop=stop,
+            on_segment=report,
         )
-    except KeyboardInterrupt:
-        err.print("stopped; everything archived so far is committed", highlight=False)
+
+    asyncio.run(until_signal())
+    err.print("stopped; everything archived is in closed files and committed", highlight=False)
 
 
 replay_cli = typer.Typer(no_args_is_help=True, help="Replay history into an isolated namespace.")
