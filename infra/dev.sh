@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # parcelflow's developer entry point. The two commands a newcomer needs:
 #
-#   infra/dev.sh run    set up, start a local Kafka broker, a worker and sample traffic; Ctrl-C stops all
+#   infra/dev.sh run    set up, start a local Kafka broker, a worker and the network simulator; Ctrl-C stops all
 #   infra/dev.sh test   set up, then lint, type-check and run every test (unit + real broker)
 #
 # Also: `setup` (venv + jars only), `lock` (rewrite constraints.txt from the venv).
@@ -43,10 +43,14 @@ run_tests() {
 run_demo() {
   setup
   local data="$repo/.cache/demo" port=${PARCELFLOW_DEMO_PORT:-19092}
-  local metrics_port=${PARCELFLOW_METRICS_PORT:-9108} worker_pid=""
+  local metrics_port=${PARCELFLOW_METRICS_PORT:-9108} worker_pid="" sim_pid=""
   mkdir -p "$data"
   cleanup() {
     trap - EXIT INT TERM
+    if [ -n "$sim_pid" ] && kill -0 "$sim_pid" 2>/dev/null; then
+      kill -TERM "$sim_pid" 2>/dev/null || true
+      wait "$sim_pid" 2>/dev/null || true
+    fi
     if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
       say "stopping the worker (pid $worker_pid)"
       kill -TERM "$worker_pid" 2>/dev/null || true
@@ -54,6 +58,7 @@ run_demo() {
     fi
     say "stopping the broker"
     infra/kafka/kafka.sh stop --dir "$data/kafka"
+    exit 0
   }
   trap cleanup EXIT INT TERM
   say "starting Kafka on 127.0.0.1:$port"
@@ -64,9 +69,18 @@ run_demo() {
   say "starting a worker; metrics at http://127.0.0.1:$metrics_port/metrics"
   "$venv/bin/parcelflow" worker > "$data/worker.log" 2>&1 &
   worker_pid=$!
-  say "publishing sample scan events"
-  "$venv/bin/parcelflow" publish infra/demo/scans.jsonl || true
-  say "running: metrics at http://127.0.0.1:$metrics_port/metrics (worker log: $data/worker.log). Ctrl-C stops."
+  # The simulated network replays the last day at 60x (a simulated day in 24 minutes): event
+  # times stay in the past, which Kafka requires (it refuses records stamped over an hour ahead).
+  local start
+  start=$(date -u -d '1 day ago' +%Y-%m-%dT%H:00:00Z)
+  say "simulating the hub network from $start at 60x; metrics at http://127.0.0.1:$metrics_port/metrics"
+  say "(worker log: $data/worker.log). Ctrl-C stops everything."
+  "$venv/bin/parcelflow" simulate --to kafka --start "$start" --duration 24h --speed 60 \
+    --disorder 0.01 --late 0.001 --corrupt 0.0005 --truth "$data/truth.json" &
+  sim_pid=$!
+  wait "$sim_pid" || true  # (background + wait: a signal to this script is handled at once)
+  sim_pid=""
+  say "simulated day done; the worker keeps serving metrics. Ctrl-C stops."
   wait "$worker_pid"
 }
 
