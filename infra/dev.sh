@@ -30,8 +30,43 @@ setup() {
   infra/kafka/kafka.sh fetch
 }
 
+# The observability tests run the real Prometheus server and promtool, and validate
+# docker-compose.yml with docker-compose: Debian packages, installed once when missing.
+system_tools() {
+  local missing=()
+  { command -v prometheus && command -v promtool; } >/dev/null || missing+=(prometheus)
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+      sudo=(sudo -n)
+    else
+      echo "dev.sh: ${missing[*]} missing and no root: run 'sudo apt-get install ${missing[*]}' first" >&2
+      exit 1
+    fi
+  fi
+  command -v apt-get >/dev/null \
+    || { echo "dev.sh: ${missing[*]} missing: install them (Debian packages of the same names)" >&2; exit 1; }
+  say "installing ${missing[*]} (Debian packages)"
+  # Keep apt from starting the packaged Prometheus service: the tests start their own, by PID.
+  local policy=/usr/sbin/policy-rc.d made_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod 755 "$policy"
+    made_policy=1
+  fi
+  local status=0
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+    && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+      > /dev/null || status=$?
+  [ -n "$made_policy" ] && "${sudo[@]}" rm -f "$policy"
+  [ "$status" -eq 0 ] || { echo "dev.sh: apt-get could not install ${missing[*]}" >&2; exit 1; }
+}
+
 run_tests() {
   setup
+  system_tools
   say "ruff"
   "$venv/bin/ruff" check .
   say "mypy"
