@@ -181,6 +181,7 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
 
     async def on_revoked(sender: object, revoked: set[TP], **kwargs: Any) -> None:
         # Indexes of hubs on revoked partitions would go stale; they are rebuilt from the table.
+        metrics.forget_hubs(aggregator.hubs)
         aggregator.forget(list(aggregator.hubs))
         hub_partition.clear()
         for tp in revoked:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.aggregate import BatchResult
-from streams.events import ScanEvent
+from streams.events import Flow, Reason, ScanEvent
 from streams.topology import Source
 from streams.windows import MINUTE_MS, Outcome
 
@@ -69,7 +69,16 @@ class Metrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
-        """Register every metric in ``registry``."""
+        """Register every metric in ``registry``; dead-letter counters start at 0 for every reason."""
+        metrics = cls._declare(registry)
+        # A counter that appears only at its first increment hides that first burst from rate().
+        for source in Source:
+            for reason in Reason:
+                metrics.invalid.labels(source.value, reason.value)
+        return metrics
+
+    @classmethod
+    def _declare(cls, registry: CollectorRegistry) -> Metrics:
         return cls(
             registry=registry,
             events=Counter(
@@ -203,6 +212,25 @@ class Metrics:
         for hub_flow, count in parcels.items():
             self.parcels.labels(*hub_flow).inc(count)
             self.kilograms.labels(*hub_flow).inc(grams[hub_flow] / 1000)
+
+    def forget_hubs(self, hubs: list[str]) -> None:
+        """Drop the gauges of hubs this worker no longer aggregates (after a rebalance).
+
+        The new owner sets them again; a stale copy here would make ``max by (hub)`` lie.
+        """
+        for hub in hubs:
+            for gauge in (self.backlog, self.watermark):
+                try:
+                    gauge.remove(hub)
+                except KeyError:
+                    pass
+            for flow in Flow:
+                for gauge in (self.window_parcels, self.window_kilograms, self.window_start):
+                    try:
+                        gauge.remove(hub, flow.value)
+                    except KeyError:
+                        pass
+                self.last_window_start.pop((hub, flow.value), None)
 
     def record_batch(self, result: BatchResult) -> None:
         """Expose what the hub aggregator did with a batch."""

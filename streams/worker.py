@@ -24,7 +24,7 @@ def run_worker(settings: Settings, console: Console) -> None:
     start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     console.print(
         f"metrics at http://{settings.metrics_host}:{settings.metrics_port}/metrics; "
-        f"consuming {settings.topic_prefix}.scans.* from {settings.bootstrap}",
+        f"consuming {settings.topic_prefix}.scans.* from {settings.bootstrap} (namespace {settings.namespace})",
         highlight=False,
     )
     faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()

@@ -53,3 +53,24 @@ def test_observe_counts_events_flows_kilograms_and_delay() -> None:
     assert value("parcelflow_event_delay_seconds_count", {"source": "flight"}) == 3
     assert value("parcelflow_event_delay_seconds_bucket", {"source": "flight", "le": "2.5"}) == 0
     assert value("parcelflow_event_delay_seconds_bucket", {"source": "flight", "le": "5.0"}) == 3
+
+
+def test_deadletter_counters_exist_from_the_start_and_stale_hub_gauges_can_be_dropped() -> None:
+    from streams.aggregate import BatchResult
+    from streams.windows import ClosedWindow
+
+    registry = CollectorRegistry()
+    metrics = Metrics.create(registry)
+    assert (
+        registry.get_sample_value("parcelflow_invalid_events_total", {"source": "truck", "reason": "bad_weight"}) == 0
+    )
+    metrics.record_batch(
+        BatchResult(
+            closed=[ClosedWindow("LGG", "sorted", T0, 60_000, 3, 1500, 1)], backlog={"LGG": 7}, watermark_ms={"LGG": T0}
+        )
+    )
+    assert registry.get_sample_value("parcelflow_backlog_parcels", {"hub": "LGG"}) == 7
+    assert registry.get_sample_value("parcelflow_window_parcels", {"hub": "LGG", "flow": "sorted"}) == 3
+    metrics.forget_hubs(["LGG", "KUL"])
+    assert registry.get_sample_value("parcelflow_backlog_parcels", {"hub": "LGG"}) is None
+    assert registry.get_sample_value("parcelflow_window_parcels", {"hub": "LGG", "flow": "sorted"}) is None
