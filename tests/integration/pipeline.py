@@ -8,14 +8,15 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
 
-from streams.admin import group_caught_up
+from streams.admin import group_caught_up, partitions_of
 from streams.codec import ThroughputCodec
 from streams.events import from_mapping
 from streams.publish import Publisher
 from streams.settings import Settings
 from streams.windows import ClosedWindow
-from tests.helpers import Samples, unique_name
+from tests.helpers import Samples
 
 
 def publish_rows(settings: Settings, rows: Iterable[dict[str, object]]) -> int:
@@ -34,38 +35,40 @@ def group_done(bootstrap: str, group: str, topics: list[str]) -> bool:
         return False  # e.g. the group coordinator is not available yet
 
 
-async def _read_windows(bootstrap: str, topic: str) -> list[ClosedWindow]:
-    codec = ThroughputCodec()
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        group_id=unique_name("windows"),
-        enable_auto_commit=False,
-    )
+async def _read_all(bootstrap: str, topics: list[str], at_least: int, timeout: float) -> list[ConsumerRecord]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
-        partitions = consumer.assignment()
-        while not partitions:
-            await asyncio.sleep(0.1)
-            partitions = consumer.assignment()
-        ends = await consumer.end_offsets(list(partitions))
-        windows: list[ClosedWindow] = []
-
-        async def behind() -> bool:
-            return any([await consumer.position(tp) < end for tp, end in ends.items()])
-
-        while await behind():
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                windows.extend(codec.decode(r.value) for r in records)
-        return windows
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        partitions = await partitions_of(consumer, topics)
+        while {tp.topic for tp in partitions} != set(topics) and loop.time() < deadline:
+            await asyncio.sleep(0.2)
+            partitions = await partitions_of(consumer, topics)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        records: list[ConsumerRecord] = []
+        while True:
+            ends = await consumer.end_offsets(partitions)
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+                for tp, batch in (await consumer.getmany(*partitions, timeout_ms=500)).items():
+                    records.extend(r for r in batch if r.offset < ends[tp])
+            if len(records) >= at_least or loop.time() > deadline:
+                return records
+            await asyncio.sleep(0.2)
     finally:
         await consumer.stop()
 
 
+def read_all(bootstrap: str, topics: list[str], at_least: int = 0, timeout: float = 30) -> list[ConsumerRecord]:
+    """Every record of ``topics`` up to their end offsets (waiting, up to ``timeout``, for ``at_least``)."""
+    return asyncio.run(_read_all(bootstrap, topics, at_least, timeout))
+
+
 def read_windows(bootstrap: str, topic: str) -> list[ClosedWindow]:
     """Every record of the throughput topic, in order."""
-    return asyncio.run(_read_windows(bootstrap, topic))
+    codec = ThroughputCodec()
+    return [codec.decode(r.value) for r in read_all(bootstrap, [topic])]
 
 
 def bucket_of(value: float, bounds: list[float]) -> int:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from streams.codec import Codec
 from streams.events import from_mapping
 from streams.topology import Topics
 from tests.conftest import Broker
 from tests.helpers import KAFKA_SH, cli, free_port, unique_name
+from tests.integration.pipeline import read_all
 
 pytestmark = pytest.mark.broker
 
@@ -25,27 +24,6 @@ CSV = (
 )
 
 
-async def consume_all(bootstrap: str, topics: list[str], count: int) -> list[object]:
-    consumer = AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        group_id=unique_name("reader"),
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        records: list[object] = []
-        for _ in range(60):
-            for messages in (await consumer.getmany(timeout_ms=500)).values():
-                records.extend(messages)
-            if len(records) >= count:
-                break
-        return records
-    finally:
-        await consumer.stop()
-
-
 def test_publish_csv_from_stdin_lands_on_source_topics_keyed_and_timestamped(kafka_bootstrap: str) -> None:
     prefix = unique_name("csv")
     result = cli("publish", "-", "--format", "csv", "--bootstrap", kafka_bootstrap, "--prefix", prefix, stdin=CSV)
@@ -54,7 +32,7 @@ def test_publish_csv_from_stdin_lands_on_source_topics_keyed_and_timestamped(kaf
     assert "sent 3, rejected 1" in result.stderr
 
     topics = Topics(prefix)
-    records = asyncio.run(consume_all(kafka_bootstrap, list(topics.sources), 3))
+    records = read_all(kafka_bootstrap, list(topics.sources), at_least=3)
     codec = Codec()
     got = {(r.topic, r.key, r.timestamp, codec.decode(r.value)) for r in records}  # type: ignore[attr-defined]
     rows = [dict(zip(CSV.splitlines()[0].split(","), line.split(","), strict=True)) for line in CSV.splitlines()[1:]]

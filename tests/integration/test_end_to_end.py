@@ -7,12 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from streams.codec import Codec
 from streams.events import ScanEvent, to_record
 from streams.topology import Source, Topics
 from tests.helpers import WorkerProcess, cli, scrape, total, unique_name, wait_for
+from tests.integration.pipeline import read_all
 from tests.integration.scans import make_scan_file
 
 pytestmark = pytest.mark.broker
@@ -47,31 +48,6 @@ async def send_raw(bootstrap: str, records: list[tuple[str, bytes, str]]) -> lis
         return sent
     finally:
         await producer.stop()
-
-
-async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30) -> list[object]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        group_id=unique_name("reader"),
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        records: list[object] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(records) < count and loop.time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for messages in batch.values():
-                records.extend(messages)
-        await asyncio.sleep(1)  # anything beyond ``count`` would be a duplicate: read it too
-        for messages in (await consumer.getmany(timeout_ms=1000)).values():
-            records.extend(messages)
-        return records
-    finally:
-        await consumer.stop()
 
 
 def test_publish_worker_metrics_and_deadletters(
@@ -126,7 +102,7 @@ def test_publish_worker_metrics_and_deadletters(
     for reason, count in reasons.items():
         assert total(samples, "parcelflow_invalid_events_total", reason=reason) == count
 
-    letters = asyncio.run(read_topic(kafka_bootstrap, topics.deadletter, len(corrupt)))
+    letters = read_all(kafka_bootstrap, [topics.deadletter], at_least=len(corrupt))
     assert len(letters) == len(corrupt)
     found = set()
     for letter in letters:

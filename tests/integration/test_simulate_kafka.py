@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.codec import Codec
 from streams.events import InvalidEvent, Reason, ScanEvent
 from streams.topology import Source, Topics
 from tests.helpers import cli, unique_name
+from tests.integration.pipeline import read_all
 from tests.simulation import read_jsonl_dir
 
 pytestmark = pytest.mark.broker
@@ -24,29 +22,9 @@ RUN = [
 ]  # fmt: skip
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes, bytes, int, int]]:
-    """Every record of a topic as (key, value, timestamp, partition), up to the end offsets seen at the start."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-    assert partitions
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            for tp, batch in (await consumer.getmany(*partitions, timeout_ms=1000)).items():
-                records.extend((r.key, r.value, r.timestamp, tp.partition) for r in batch if r.offset < ends[tp])
-        return records
-    finally:
-        await consumer.stop()
+def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes, bytes, int, int]]:
+    """Every record of a topic as (key, value, timestamp, partition)."""
+    return [(r.key, r.value, r.timestamp, r.partition) for r in read_all(bootstrap, [topic])]
 
 
 def test_simulate_to_kafka_sends_what_the_files_hold(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -67,7 +45,7 @@ def test_simulate_to_kafka_sends_what_the_files_hold(kafka_bootstrap: str, tmp_p
     reasons: Counter[Reason] = Counter()
     assert sum(len(f.events) for f in files.values()) > 5000
     for source in Source:
-        records = asyncio.run(read_topic(kafka_bootstrap, topics.source(source)))
+        records = read_topic(kafka_bootstrap, topics.source(source))
         expected = files[source]
         assert len(records) == len(expected.events) + expected.bad
         by_key: dict[bytes, list[ScanEvent]] = defaultdict(list)
