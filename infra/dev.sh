@@ -106,9 +106,8 @@ run_demo() {
   worker_pid=$!
   # The simulated network replays the last day at 60x (a simulated day in 24 minutes): event
   # times stay in the past, which Kafka requires (it refuses records stamped over an hour ahead).
-  local start
-  start=$(date -u -d '1 day ago' +%Y-%m-%dT%H:00:00Z)
-  say "simulating the hub network from $start at 60x; metrics at http://127.0.0.1:$metrics_port/metrics"
+  local start=now-24h
+  say "simulating the last 24 h of the hub network at 60x; metrics at http://127.0.0.1:$metrics_port/metrics"
   say "(worker log: $data/worker.log). Ctrl-C stops everything."
   "$venv/bin/parcelflow" simulate --to kafka --start "$start" --duration 24h --speed 60 \
     --disorder 0.01 --late 0.001 --corrupt 0.0005 --truth "$data/truth.json" &

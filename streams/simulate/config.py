@@ -86,10 +86,12 @@ def parse_duration(text: str) -> int:
 
 
 def parse_start(text: str, now: datetime | None = None) -> int:
-    """ISO 8601 with a time zone, or ``now`` (to the second) → epoch ms."""
-    if text.strip().lower() == "now":
-        moment = now or datetime.now(UTC)
-        return datetime_to_ms(moment.replace(microsecond=0))
+    """ISO 8601 with a time zone, ``now`` (to the second), or ``now-DURATION`` (e.g. ``now-24h``) → epoch ms."""
+    lowered = text.strip().lower()
+    if lowered == "now" or lowered.startswith("now-"):
+        moment = (now or datetime.now(UTC)).replace(microsecond=0)
+        back = parse_duration(lowered[4:]) if lowered.startswith("now-") else 0
+        return datetime_to_ms(moment) - back * 1000
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

@@ -66,3 +66,13 @@ def test_default_start_is_fixed_so_a_seed_alone_reproduces_a_run() -> None:
 def test_invalid_configs(changes: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         SimConfig(**changes)  # type: ignore[arg-type]
+
+
+def test_start_relative_to_now() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 11, 24, 12, 0, 0, 500_000, tzinfo=UTC)
+    assert parse_start("now-24h", now) == parse_start("2026-11-23T12:00:00Z")
+    assert parse_start("now", now) == parse_start("2026-11-24T12:00:00Z")
+    with pytest.raises(ConfigError):
+        parse_start("now-soon", now)
