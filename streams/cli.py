@@ -28,9 +28,9 @@ cli = typer.Typer(
 err = Console(stderr=True, soft_wrap=True)
 
 Bootstrap = Annotated[
-    str | None, typer.Option("--bootstrap", "-b", help="Kafka bootstrap servers [env PARCELFLOW_BOOTSTRAP].")
+    str | None, typer.Option("--bootstrap", "-b", help="Kafka bootstrap servers (env PARCELFLOW_BOOTSTRAP).")
 ]
-Prefix = Annotated[str | None, typer.Option("--prefix", help="Topic prefix [env PARCELFLOW_TOPIC_PREFIX].")]
+Prefix = Annotated[str | None, typer.Option("--prefix", help="Topic prefix (env PARCELFLOW_TOPIC_PREFIX).")]
 
 
 class CliError(Exception):
@@ -53,8 +53,8 @@ def _fail(message: str) -> None:
 def worker(
     bootstrap: Bootstrap = None,
     prefix: Prefix = None,
-    metrics_port: Annotated[int | None, typer.Option(help="Port of /metrics [env PARCELFLOW_METRICS_PORT].")] = None,
-    metrics_host: Annotated[str | None, typer.Option(help="Address of /metrics [env PARCELFLOW_METRICS_HOST].")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Port of /metrics (env PARCELFLOW_METRICS_PORT).")] = None,
+    metrics_host: Annotated[str | None, typer.Option(help="Address of /metrics (env PARCELFLOW_METRICS_HOST).")] = None,
 ) -> None:
     """Run a stream worker: consume scans, count per hub and flow, serve /metrics."""
     from streams.worker import run_worker
