@@ -1,0 +1,209 @@
+"""parcelflow benchmarks: the physical limit, parcelflow's workers, two peers, latency and replay.
+
+    .venv/bin/python -m bench                          # everything, 3 repetitions, 2 h of simulated network
+    .venv/bin/python -m bench --duration 1h --repeat 1 --skip peers,replay
+    .venv/bin/python -m bench --only limit,parcelflow
+    KAFKA_BOOTSTRAP=127.0.0.1:9092 .venv/bin/python -m bench   # use a running broker
+
+Installs bench/requirements.txt (Quix Streams) into the running interpreter's environment and builds
+the Kafka Streams peer (bench/peers/kafka-streams, `mvn -q package`, cached in its target/) when
+needed. Publishes the simulated events once to a fresh topic prefix; every throughput figure is
+then measured on those same events, each repetition running every benchmark in turn, so the
+ratios compare figures taken side by side. Prints a table of medians and ratios and writes
+bench/results/bench-<UTC time>.json. Without KAFKA_BOOTSTRAP a broker is started and stopped here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from streams.settings import Settings
+from streams.simulate import SimConfig, simulate_to_kafka
+from streams.simulate.config import parse_duration
+from tests.helpers import unique_name
+
+from . import runs
+from .common import RESULTS, broker
+from .stats import median
+
+GROUPS = ("limit", "parcelflow", "peers", "latency", "replay")
+REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
+
+
+def install_requirements() -> None:
+    """Quix Streams for the peer, into this interpreter's environment (a no-op when present)."""
+    try:
+        import quixstreams  # noqa: F401
+
+        return
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)], check=True)
+
+
+def parse_groups(text: str) -> set[str]:
+    groups = {g.strip() for g in text.split(",") if g.strip()}
+    unknown = groups - set(GROUPS)
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {sorted(unknown)}; choose from {', '.join(GROUPS)}")
+    return groups
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated subset of {', '.join(GROUPS)}")
+    parser.add_argument("--skip", default="", help="comma-separated benchmarks to leave out")
+    parser.add_argument("--duration", default="2h", help="simulated span of the events (default 2h)")
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each throughput figure (median)")
+    parser.add_argument("--latency-rate", type=float, default=5000.0, help="events/s of the latency run")
+    parser.add_argument("--latency-seconds", type=float, default=25.0)
+    args = parser.parse_args()
+    selected = parse_groups(args.only) - parse_groups(args.skip)
+    if "peers" in selected:
+        install_requirements()
+        runs.kafka_streams_classpath()  # build before anything is timed
+    if "limit" in selected:
+        runs.kafka_streams_classpath()
+
+    config = SimConfig(seed=args.seed, duration_s=parse_duration(args.duration), scale=args.scale)
+    report: dict[str, Any] = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "broker": "KAFKA_BOOTSTRAP" if os.environ.get("KAFKA_BOOTSTRAP") else "started by the bench",
+        "events": {"seed": args.seed, "duration_s": config.duration_s, "scale": args.scale},
+        "repeat": args.repeat,
+        "runs": {},
+    }
+    samples: dict[str, list[float]] = report["runs"]
+    with broker() as bootstrap, tempfile.TemporaryDirectory(prefix="parcelflow-bench-") as tmp:
+        workdir = Path(tmp)
+        prefix = unique_name("bench")
+        settings = Settings(bootstrap=bootstrap, topic_prefix=prefix, app_id=prefix, partitions=6)
+        print(f"publishing {args.duration} of simulated network (scale {args.scale}) to {prefix}.scans.*", flush=True)
+        produced = asyncio.run(simulate_to_kafka(config, settings, workdir / "truth.json"))
+        sizes = runs.source_sizes(bootstrap, prefix)
+        events = sum(sizes.values())
+        report["events"].update(count=events, publish_events_per_s=round(produced.records_per_s))
+        print(f"{events} events ({produced.records_per_s:,.0f}/s published)", flush=True)
+
+        measurements: list[tuple[str, str, Callable[[], runs.Throughput]]] = []
+        if "limit" in selected:
+            measurements += [
+                ("limit", "aiokafka consume + Avro decode", lambda: runs.raw_aiokafka(bootstrap, prefix, events)),
+                ("limit", "kafka-consumer-perf-test", lambda: runs.consumer_perf_test(bootstrap, prefix, sizes)),
+            ]
+        if "parcelflow" in selected:
+            measurements += [
+                (
+                    "parcelflow",
+                    "parcelflow, 1 worker",
+                    lambda: runs.parcelflow_workers(bootstrap, prefix, events, 1, workdir),
+                ),
+                (
+                    "parcelflow",
+                    "parcelflow, 2 workers",
+                    lambda: runs.parcelflow_workers(bootstrap, prefix, events, 2, workdir),
+                ),
+            ]
+        if "peers" in selected:
+            measurements += [
+                ("peers", "Quix Streams peer", lambda: runs.quix_streams(bootstrap, prefix, events, workdir)),
+                ("peers", "Kafka Streams peer", lambda: runs.kafka_streams(bootstrap, prefix, events, workdir)),
+            ]
+        for repetition in range(1, args.repeat + 1):
+            for _group, name, measure in measurements:
+                result = measure()
+                samples.setdefault(name, []).append(round(result.per_s))
+                print(
+                    f"[{repetition}/{args.repeat}] {name}: {result.per_s:,.0f} events/s ({result.seconds:.1f} s)",
+                    flush=True,
+                )
+
+        if "latency" in selected:
+            lat = runs.latency(bootstrap, workdir / "latency", args.latency_rate, args.latency_seconds)
+            report["latency"] = lat.__dict__
+            print(
+                f"latency: p50 {lat.p50 * 1000:.0f} ms, p99 {lat.p99 * 1000:.0f} ms at {lat.rate:,.0f} events/s",
+                flush=True,
+            )
+        if "replay" in selected:
+            rep = runs.replay(bootstrap, prefix)
+            report["replay"] = {
+                "events": rep.events,
+                "seconds": round(rep.seconds, 1),
+                "events_per_s": round(rep.per_s),
+            }
+            print(f"replay: {rep.events} events in {rep.seconds:.1f} s", flush=True)
+
+    report["table"] = rows = summary(report)
+    print()
+    width = max(len(r[0]) for r in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+
+
+def summary(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """Table rows: medians of every figure, then the ratios the targets are about."""
+    runs_: dict[str, list[float]] = report["runs"]
+    med = {name: median(values) for name, values in runs_.items()}
+    rows = [
+        (f"{name} (events/s)", f"{value:,.0f}   runs: {', '.join(f'{v:,.0f}' for v in runs_[name])}")
+        for name, value in med.items()
+    ]
+    one = med.get("parcelflow, 1 worker")
+
+    def ratio(label: str, other: str, target: str) -> None:
+        if one is not None and other in med:
+            rows.append((label, f"{one / med[other]:.2f}x   {target}"))
+
+    if one is not None:
+        rows.append(("parcelflow per worker vs target 30k/s", f"{one / 30_000:.2f}x   (target >= 1.0)"))
+    two = med.get("parcelflow, 2 workers")
+    if one is not None and two is not None:
+        rows.append(("2 workers / 1 worker", f"{two / one:.2f}x"))
+    ratio("parcelflow / aiokafka consume+decode", "aiokafka consume + Avro decode", "(target >= 0.5)")
+    ratio("parcelflow / kafka-consumer-perf-test", "kafka-consumer-perf-test", "")
+    ratio("parcelflow / Quix Streams", "Quix Streams peer", "(target >= 1.0)")
+    ratio("parcelflow / Kafka Streams", "Kafka Streams peer", "(reported)")
+    if "latency" in report:
+        lat = report["latency"]
+        rows.append(
+            (
+                "publish->metric latency",
+                f"p50 {lat['p50'] * 1000:.0f} ms, p99 {lat['p99'] * 1000:.0f} ms, max {lat['max'] * 1000:.0f} ms"
+                f" at {lat['rate']:,.0f} events/s for {lat['seconds']:.0f} s (target p99 <= 1000 ms)",
+            )
+        )
+    if "replay" in report:
+        rep = report["replay"]
+        per_s = rep["events_per_s"]
+        rows.append(
+            ("replay, 2 workers (measured)", f"{rep['events']:,} events in {rep['seconds']} s = {per_s:,} events/s")
+        )
+        rows.append(("replay of 10 M events (extrapolated)", f"{10_000_000 / per_s / 60:.0f} min at the measured rate"))
+    return rows
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    main()
+    print(f"bench took {time.monotonic() - started:.0f} s")
