@@ -1,6 +1,6 @@
 """parcelflow benchmarks: the physical limit, parcelflow's workers, two peers, latency and replay.
 
-    .venv/bin/python -m bench                          # everything, 3 repetitions, 2 h of simulated network
+    .venv/bin/python -m bench                          # everything, 3 repetitions, 1 h of simulated network
     .venv/bin/python -m bench --duration 1h --repeat 1 --skip peers,replay
     .venv/bin/python -m bench --only limit,parcelflow
     KAFKA_BOOTSTRAP=127.0.0.1:9092 .venv/bin/python -m bench   # use a running broker
@@ -36,9 +36,10 @@ from tests.helpers import unique_name
 
 from . import runs
 from .common import RESULTS, broker
+from .profile import summarise
 from .stats import median
 
-GROUPS = ("limit", "parcelflow", "peers", "latency", "replay")
+GROUPS = ("limit", "parcelflow", "peers", "latency", "replay", "profile")
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
 
 
@@ -49,6 +50,12 @@ def install_requirements() -> None:
 
         return
     except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)], check=True)
+
+
+def install_profiler() -> None:
+    """py-spy (a sampling profiler shipped as a wheel) next to this interpreter."""
+    if not (Path(sys.executable).parent / "py-spy").exists():
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)], check=True)
 
 
@@ -64,12 +71,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated subset of {', '.join(GROUPS)}")
     parser.add_argument("--skip", default="", help="comma-separated benchmarks to leave out")
-    parser.add_argument("--duration", default="2h", help="simulated span of the events (default 2h)")
+    parser.add_argument("--duration", default="1h", help="simulated span of the events (default 1h)")
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each throughput figure (median)")
-    parser.add_argument("--latency-rate", type=float, default=5000.0, help="events/s of the latency run")
+    parser.add_argument(
+        "--latency-rates", default="5000,2000", help="events/s of the latency runs (the target is at 5000)"
+    )
     parser.add_argument("--latency-seconds", type=float, default=25.0)
+    parser.add_argument("--latency-scrape-ms", type=float, default=50.0, help="how often /metrics is scraped")
     args = parser.parse_args()
     selected = parse_groups(args.only) - parse_groups(args.skip)
     if "peers" in selected:
@@ -134,13 +144,29 @@ def main() -> None:
                     flush=True,
                 )
 
+        if "profile" in selected:
+            install_profiler()
+            RESULTS.mkdir(exist_ok=True)
+            collapsed = RESULTS / f"worker-pyspy-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.txt"
+            result = runs.parcelflow_workers(bootstrap, prefix, events, 1, workdir, profile_to=collapsed)
+            report["profile"] = {"events_per_s_under_py_spy": round(result.per_s), **summarise(collapsed.read_text())}
+            print(f"profile (1 worker under py-spy, {result.per_s:,.0f} events/s):", flush=True)
+            print(json.dumps(report["profile"], indent=1), flush=True)
         if "latency" in selected:
-            lat = runs.latency(bootstrap, workdir / "latency", args.latency_rate, args.latency_seconds)
-            report["latency"] = lat.__dict__
-            print(
-                f"latency: p50 {lat.p50 * 1000:.0f} ms, p99 {lat.p99 * 1000:.0f} ms at {lat.rate:,.0f} events/s",
-                flush=True,
-            )
+            report["latency"] = []
+            for rate in [float(r) for r in args.latency_rates.split(",")]:
+                lat = runs.latency(
+                    bootstrap,
+                    workdir / f"latency-{rate:.0f}",
+                    rate,
+                    args.latency_seconds,
+                    args.latency_scrape_ms / 1000,
+                )
+                report["latency"].append(lat.__dict__)
+                print(
+                    f"latency: p50 {lat.p50 * 1000:.0f} ms, p99 {lat.p99 * 1000:.0f} ms at {lat.rate:,.0f} events/s",
+                    flush=True,
+                )
         if "replay" in selected:
             rep = runs.replay(bootstrap, prefix)
             report["replay"] = {
@@ -152,7 +178,7 @@ def main() -> None:
 
     report["table"] = rows = summary(report)
     print()
-    width = max(len(r[0]) for r in rows)
+    width = max((len(r[0]) for r in rows), default=0)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
     RESULTS.mkdir(exist_ok=True)
@@ -184,13 +210,14 @@ def summary(report: dict[str, Any]) -> list[tuple[str, str]]:
     ratio("parcelflow / kafka-consumer-perf-test", "kafka-consumer-perf-test", "")
     ratio("parcelflow / Quix Streams", "Quix Streams peer", "(target >= 1.0)")
     ratio("parcelflow / Kafka Streams", "Kafka Streams peer", "(reported)")
-    if "latency" in report:
-        lat = report["latency"]
+    for lat in report.get("latency", []):
         rows.append(
             (
-                "publish->metric latency",
-                f"p50 {lat['p50'] * 1000:.0f} ms, p99 {lat['p99'] * 1000:.0f} ms, max {lat['max'] * 1000:.0f} ms"
-                f" at {lat['rate']:,.0f} events/s for {lat['seconds']:.0f} s (target p99 <= 1000 ms)",
+                f"publish->metric latency at {lat['rate']:,.0f}/s, 1 worker",
+                f"p50 {lat['p50'] * 1000:,.0f} ms, p99 {lat['p99'] * 1000:,.0f} ms, max {lat['max'] * 1000:,.0f} ms"
+                f" over {lat['seconds']:.0f} s; p50 by fifth of the run "
+                + ", ".join(f"{p * 1000:,.0f}" for p in lat["p50_by_fifth"])
+                + " ms (target p99 <= 1000 ms at 5000/s)",
             )
         )
     if "replay" in report:

@@ -157,10 +157,13 @@ def wait_group(
     raise TimeoutError(f"group {group} did not catch up within {timeout:.0f} s")
 
 
-def parcelflow_workers(bootstrap: str, prefix: str, events: int, workers: int, workdir: Path) -> Throughput:
+def parcelflow_workers(
+    bootstrap: str, prefix: str, events: int, workers: int, workdir: Path, profile_to: Path | None = None
+) -> Throughput:
     """Full parcelflow workers (decode, validate, windows, dwell, backlog, metrics) on the events."""
     app_id = unique_name(f"pf{workers}")
     processes = []
+    spy: subprocess.Popen[bytes] | None = None
     try:
         for n in range(workers):
             process = WorkerProcess(bootstrap, prefix, workdir / f"{app_id}-{n}", app_id=app_id)
@@ -169,6 +172,14 @@ def parcelflow_workers(bootstrap: str, prefix: str, events: int, workers: int, w
             processes.append(process)
         for process in processes:
             process.start()
+        if profile_to is not None:  # sample the first worker with py-spy, without pausing it
+            assert processes[0].process is not None
+            spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--format", "raw"]
+                + ["--rate", "200", "-o", str(profile_to), "--pid", str(processes[0].process.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
         def first_at() -> float | None:
             counted = sum(total(scrape(p.metrics_port), EVENTS_TOTAL) for p in processes)
@@ -185,6 +196,9 @@ def parcelflow_workers(bootstrap: str, prefix: str, events: int, workers: int, w
         )
         return Throughput(events, seconds)
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
         for process in processes:
             process.stop()
 
@@ -283,6 +297,9 @@ class Latency:
     p50: float
     p99: float
     max: float
+    scrape_interval: float
+    scrape_p50: float
+    p50_by_fifth: list[float]  # p50 of each fifth of the run, in publish order: a rising trend = a queue
 
 
 class Scraper(threading.Thread):
@@ -293,12 +310,15 @@ class Scraper(threading.Thread):
         self.port = port
         self.interval = interval
         self.samples: list[tuple[float, float]] = []
+        self.durations: list[float] = []
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.is_set():
+            began = time.monotonic()
             count = total(scrape(self.port), EVENTS_TOTAL)
             self.samples.append((time.monotonic(), count))
+            self.durations.append(time.monotonic() - began)
             self.stopping.wait(self.interval)
 
 
@@ -366,6 +386,9 @@ def latency(bootstrap: str, workdir: Path, rate: float, seconds: float, scrape_s
         p50=quantile(lat, 0.5),
         p99=quantile(lat, 0.99),
         max=max(lat),
+        scrape_interval=scrape_s,
+        scrape_p50=quantile(scraper.durations, 0.5),
+        p50_by_fifth=[quantile(lat[i * len(lat) // 5 : (i + 1) * len(lat) // 5], 0.5) for i in range(5)],
     )
 
 

@@ -26,3 +26,17 @@ def test_events_never_counted_are_left_out() -> None:
 def test_decreasing_counts_are_refused() -> None:
     with pytest.raises(ValueError):
         publish_to_count_latencies([(0.0, 1)], [(0.1, 2), (0.2, 1)])
+
+
+def test_profile_summary_by_area_and_inclusive_share() -> None:
+    from bench.profile import summarise
+
+    text = (
+        "run (asyncio/events.py:80);count_scans (streams/agents.py:100);decode (streams/codec.py:5) 3\n"
+        "run (asyncio/events.py:80);_read (faust/streams.py:9) 1\n"
+    )
+    summary = summarise(text)
+    assert summary["samples"] == 4
+    assert summary["self_share_by_area"] == {"parcelflow (streams/)": 0.75, "faust": 0.25}
+    assert summary["inclusive_share_parcelflow_functions"]["streams/agents.py:count_scans"] == 0.75
+    assert summary["inclusive_share_top_functions"]["asyncio/events.py:run"] == 1.0
