@@ -235,13 +235,15 @@ class PeerProcess:
         return self.log.read_text(errors="replace")[-2000:]
 
 
-def quix_streams(bootstrap: str, prefix: str, events: int, workdir: Path) -> Throughput:
+def quix_streams(
+    bootstrap: str, prefix: str, events: int, workdir: Path, grace_ms: int = 120_000, stem: str = "quix"
+) -> Throughput:
     """The Quix Streams peer (bench/peers/quix_throughput.py) on the events."""
-    group = unique_name("quix")
+    group = unique_name(stem)
     output = f"{prefix}.{group}.windows"
     peer = PeerProcess(
         [sys.executable, "-m", "bench.peers.quix_throughput", "--bootstrap", bootstrap, "--prefix", prefix]
-        + ["--group", group, "--output", output, "--state-dir", str(workdir / group)],
+        + ["--group", group, "--output", output, "--state-dir", str(workdir / group), "--grace-ms", str(grace_ms)],
         workdir / f"{group}.log",
     )
 
@@ -267,12 +269,14 @@ def kafka_streams_classpath() -> str:
     return f"{jar}{os.pathsep}{KAFKA_STREAMS_DIR / 'target' / 'libs'}/*"
 
 
-def kafka_streams(bootstrap: str, prefix: str, events: int, workdir: Path) -> Throughput:
+def kafka_streams(
+    bootstrap: str, prefix: str, events: int, workdir: Path, grace_ms: int = 120_000, stem: str = "kstreams"
+) -> Throughput:
     """The Kafka Streams peer (bench/peers/kafka-streams, one stream thread) on the events."""
-    app_id = unique_name("kstreams")
+    app_id = unique_name(stem)
     output = f"{prefix}.{app_id}.windows"
     command = ["java", "-Xmx1g", "-cp", kafka_streams_classpath(), "io.parcelflow.bench.ThroughputWindows"]
-    command += [bootstrap, prefix, app_id, output, str(REPO / "schemas"), str(workdir / app_id)]
+    command += [bootstrap, prefix, app_id, output, str(REPO / "schemas"), str(workdir / app_id), str(grace_ms)]
     peer = PeerProcess(command, workdir / f"{app_id}.log")
     topics = [*Topics(prefix).sources, f"{app_id}-hub-flow-repartition"]
     try:

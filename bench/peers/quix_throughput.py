@@ -1,6 +1,7 @@
 """Quix Streams peer: parcels and grams per hub and flow in 1-minute event-time tumbling windows.
 
-    python -m bench.peers.quix_throughput --bootstrap HOST:PORT --prefix P --group G --output TOPIC --state-dir D
+    python -m bench.peers.quix_throughput --bootstrap HOST:PORT --prefix P --group G --output TOPIC \
+        --state-dir D [--grace-ms MS]
 
 The same work as parcelflow's throughput windows, written the way Quix Streams is meant to be used:
 the three source topics decoded with fastavro through ``streams.codec.Codec`` (the same codec, no
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--group", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--grace-ms", type=int, default=GRACE_MS, help="event-time grace (parcelflow's default: 120 s)")
     args = parser.parse_args()
     app = Application(
         broker_address=args.bootstrap,
@@ -93,7 +95,7 @@ def main() -> None:
     ]
     sdf = frames[0].concat(frames[1]).concat(frames[2])
     sdf = sdf.filter(is_flow).group_by(hub_and_flow, name="hub-flow")
-    windows = sdf.tumbling_window(WINDOW_MS, grace_ms=GRACE_MS).agg(parcels=Count(), grams=Sum("grams")).final()
+    windows = sdf.tumbling_window(WINDOW_MS, grace_ms=args.grace_ms).agg(parcels=Count(), grams=Sum("grams")).final()
     windows.to_topic(app.topic(args.output, value_serializer="json", key_serializer="str"))
     app.run()
     sys.exit(0)

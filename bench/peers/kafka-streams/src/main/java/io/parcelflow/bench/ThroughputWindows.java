@@ -41,7 +41,8 @@ import org.apache.kafka.streams.processor.api.Record;
  * Avro (writer schema chosen by its fingerprint, schemas read from parcelflow's schemas/), re-keys
  * flow scans by hub|flow with the scan's event time as record time, and aggregates.
  *
- * <p>Arguments: bootstrap, topic prefix, application id, output topic, schemas dir, state dir.
+ * <p>Arguments: bootstrap, topic prefix, application id, output topic, schemas dir, state dir, and
+ * optionally the grace in milliseconds (default 120 s, parcelflow's default).
  * Prints "first &lt;unix seconds&gt;" when the first record is decoded. Runs until SIGTERM.
  */
 public final class ThroughputWindows {
@@ -146,10 +147,11 @@ public final class ThroughputWindows {
   }
 
   public static void main(String[] args) throws Exception {
-    if (args.length != 6) {
-      System.err.println("usage: ThroughputWindows BOOTSTRAP PREFIX APP_ID OUTPUT SCHEMAS_DIR STATE_DIR");
+    if (args.length != 6 && args.length != 7) {
+      System.err.println("usage: ThroughputWindows BOOTSTRAP PREFIX APP_ID OUTPUT SCHEMAS_DIR STATE_DIR [GRACE_MS]");
       System.exit(2);
     }
+    Duration grace = args.length == 7 ? Duration.ofMillis(Long.parseLong(args[6])) : GRACE;
     String prefix = args[1];
     Map<Long, GenericDatumReader<GenericRecord>> readers = readers(Path.of(args[4]));
     Serde<byte[]> bytes = Serdes.ByteArray();
@@ -162,7 +164,7 @@ public final class ThroughputWindows {
             Consumed.with(bytes, bytes))
         .process(() -> new DecodeAndKey(readers))
         .groupByKey(Grouped.with("hub-flow", Serdes.String(), Serdes.Long()))
-        .windowedBy(TimeWindows.ofSizeAndGrace(WINDOW, GRACE))
+        .windowedBy(TimeWindows.ofSizeAndGrace(WINDOW, grace))
         .aggregate(
             () -> Totals.of(0, 0),
             (key, grams, totals) -> Totals.of(Totals.parcels(totals) + 1, Totals.grams(totals) + grams),
