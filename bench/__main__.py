@@ -223,7 +223,7 @@ def summary(report: dict[str, Any]) -> list[tuple[str, str]]:
 
     def ratio(label: str, other: str, target: str) -> None:
         if one is not None and other in med:
-            rows.append((label, f"{one / med[other]:.2f}x   {target}"))
+            rows.append((label, f"{one / med[other]:.2f}x   {target}".rstrip()))
 
     if one is not None:
         rows.append(("parcelflow per worker vs target 30k/s", f"{one / 30_000:.2f}x   (target >= 1.0)"))
