@@ -37,7 +37,7 @@ class Settings:
     namespace: str = "live"
     log_level: str = "info"
     grace_seconds: int = 120
-    retention_seconds: int = 3600
+    retention_seconds: int = 6 * 3600
     session_timeout_seconds: int = 10
     targets_dir: Path = Path(".parcelflow/prometheus-targets")
     store: str = "rocksdb://"

@@ -58,7 +58,7 @@ class WindowLimits:
     """Event-time limits of the windows, in milliseconds."""
 
     grace_ms: int = 120_000
-    retention_ms: int = 3_600_000  # kept this long after every partition passed them
+    retention_ms: int = 6 * 3_600_000  # kept this long after every partition passed them
     idle_ms: int = 300_000  # a partition this far behind the hub's newest event holds nothing back
     horizon_ms: int = 24 * 3_600_000  # never kept longer than this behind the newest event
 

@@ -209,7 +209,10 @@ def test_archiver_killed_mid_run_leaves_no_gap_and_no_duplicate(kafka_bootstrap:
     try:
 
         def complete() -> bool:
-            return sum(1 for f in archived_files(root) for _ in read_file(f.path)) >= result.records
+            try:
+                return sum(1 for f in archived_files(root) for _ in read_file(f.path)) >= result.records
+            except FileNotFoundError:
+                return False  # a segment being replaced or an uncommitted one being deleted: look again
 
         wait_for(complete, timeout=120, what="the restarted archiver to finish")
         time.sleep(1.5)  # a few more segment rounds: nothing may be added twice

