@@ -207,8 +207,8 @@ def replay_run(
 
     if on_error not in ("stop", "skip"):
         raise CliError("--on-error must be 'stop' or 'skip'")
-    if archive_dir is not None and (from_ is not None or to is not None) and source_prefix is not None:
-        raise CliError("choose --archive or a topic range (--source-prefix with --from/--to), not both")
+    if archive_dir is not None and source_prefix is not None:
+        raise CliError("history comes from --archive or from the topics of --source-prefix, not both")
     if archive_dir is not None and not archive_dir.is_dir():
         raise CliError(f"{archive_dir}: no such archive folder")
     settings = _settings(bootstrap, None)
