@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer
 
 from streams.admin import ensure_topics, list_topics, partitions_of
 from streams.codec import Codec
+from streams.processes import stop_processes
 from streams.publish import Publisher
 from streams.replay_run import run_replay
 from streams.settings import Settings
@@ -223,13 +224,7 @@ class PeerProcess:
         return self.process.poll() is None
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_processes([self.process])
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-2000:]
@@ -399,20 +394,7 @@ def latency(bootstrap: str, workdir: Path, rate: float, seconds: float, scrape_s
 # --- replay --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Replay:
-    """A replay of the source topics into a namespace with two workers, start to everything aggregated."""
-
-    events: int
-    seconds: float
-
-    @property
-    def per_s(self) -> float:
-        """Events replayed and aggregated per wall second."""
-        return self.events / self.seconds
-
-
-def replay(bootstrap: str, prefix: str, workers: int = 2) -> Replay:
+def replay(bootstrap: str, prefix: str, workers: int = 2) -> Throughput:
     """``run_replay`` of every record of ``prefix`` at full speed, with ``workers`` workers."""
     with tempfile.TemporaryDirectory(prefix="parcelflow-bench-replay-") as tmp:
         settings = Settings(
@@ -431,4 +413,4 @@ def replay(bootstrap: str, prefix: str, workers: int = 2) -> Replay:
             workers=workers,
             metrics_port=free_port(),
         )
-        return Replay(stats.records, time.monotonic() - began)
+        return Throughput(stats.records, time.monotonic() - began)

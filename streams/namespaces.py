@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from streams.processes import stop_processes
 from streams.settings import Settings
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
@@ -115,12 +115,4 @@ class WorkerGroup:
 
     def stop(self) -> None:
         """SIGTERM each worker, SIGKILL what is still running after 30 s."""
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_processes(self.processes)

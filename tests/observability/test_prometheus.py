@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import signal
 import subprocess
 import time
 import urllib.parse
@@ -38,6 +37,7 @@ from typing import Any
 import pytest
 import yaml
 
+from streams.processes import stop_processes
 from streams.settings import Settings
 from streams.topology import Source, Topics
 from tests.helpers import WorkerProcess, free_port, unique_name, wait_for
@@ -105,13 +105,7 @@ class Prometheus:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_processes([self.process], timeout=20)
 
 
 def prometheus_config(workdir: Path, port: int, workers: list[int], replay: dict[str, int]) -> Path:
