@@ -3,6 +3,7 @@
     .venv/bin/python -m bench                          # everything, 3 repetitions, 1 h of simulated network
     .venv/bin/python -m bench --duration 1h --repeat 1 --skip peers,replay
     .venv/bin/python -m bench --only limit,parcelflow
+    .venv/bin/python -m bench --only registry --repeat 3   # Confluent wire format vs single-object (not in the default)
     KAFKA_BOOTSTRAP=127.0.0.1:9092 .venv/bin/python -m bench   # use a running broker
 
 Installs bench/requirements.txt (Quix Streams) into the running interpreter's environment and builds
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,22 +39,34 @@ from tests.helpers import unique_name
 
 from . import runs
 from .agreement import compare
-from .common import RESULTS, broker
+from .common import RESULTS, START_MS, broker, schema_registry
 from .profile import summarise
 from .stats import median
 
-GROUPS = ("limit", "parcelflow", "peers", "latency", "replay", "profile")
+GROUPS = ("limit", "parcelflow", "peers", "latency", "replay", "profile", "registry")
+DEFAULT_GROUPS = tuple(g for g in GROUPS if g != "registry")
+"""``registry`` starts a schema registry (Java 21+) and publishes the events a second time: asked for by name."""
+SINGLE_OBJECT_RUN = "parcelflow, 1 worker, single-object"
+CONFLUENT_RUN = "parcelflow, 1 worker, Confluent wire format + registry"
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
+PEER_REQUIREMENTS = Path(__file__).resolve().parent / "requirements-peers.txt"
 
 
 def install_requirements() -> None:
-    """Quix Streams for the peer, into this interpreter's environment (a no-op when present)."""
-    try:
-        import quixstreams  # noqa: F401
+    """Quix Streams for the peer, in a venv of its own (a no-op when present).
 
+    quixstreams pins confluent-kafka below the version parcelflow needs, so installing it into the
+    project's venv would downgrade that; the peer runs as a subprocess anyway.
+    """
+    python = runs.PEERS_VENV / "bin" / "python"
+    stamp = runs.PEERS_VENV / ".requirements"
+    wanted = PEER_REQUIREMENTS.read_text()
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return
-    except ImportError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)], check=True)
+    print(f"installing the Quix Streams peer into {runs.PEERS_VENV}", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(runs.PEERS_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(PEER_REQUIREMENTS)], check=True)
+    stamp.write_text(wanted)
 
 
 def install_profiler() -> None:
@@ -70,7 +85,11 @@ def parse_groups(text: str) -> set[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated subset of {', '.join(GROUPS)}")
+    parser.add_argument(
+        "--only",
+        default=",".join(DEFAULT_GROUPS),
+        help=f"comma-separated subset of {', '.join(GROUPS)} (default: all but registry)",
+    )
     parser.add_argument("--skip", default="", help="comma-separated benchmarks to leave out")
     parser.add_argument("--duration", default="1h", help="simulated span of the events (default 1h)")
     parser.add_argument("--scale", type=float, default=1.0)
@@ -89,7 +108,7 @@ def main() -> None:
     if "limit" in selected:
         runs.kafka_streams_classpath()
 
-    config = SimConfig(seed=args.seed, duration_s=parse_duration(args.duration), scale=args.scale)
+    config = SimConfig(start_ms=START_MS, seed=args.seed, duration_s=parse_duration(args.duration), scale=args.scale)
     report: dict[str, Any] = {
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "python": sys.version.split()[0],
@@ -101,8 +120,10 @@ def main() -> None:
         "runs": {},
     }
     samples: dict[str, list[float]] = report["runs"]
-    with broker() as bootstrap, tempfile.TemporaryDirectory(prefix="parcelflow-bench-") as tmp:
-        workdir = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        bootstrap = stack.enter_context(broker())
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="parcelflow-bench-")))
+        registry = stack.enter_context(schema_registry()) if "registry" in selected else None
         prefix = unique_name("bench")
         settings = Settings(bootstrap=bootstrap, topic_prefix=prefix, app_id=prefix, partitions=6)
         print(f"publishing {args.duration} of simulated network (scale {args.scale}) to {prefix}.scans.*", flush=True)
@@ -129,6 +150,28 @@ def main() -> None:
                     "parcelflow",
                     "parcelflow, 2 workers",
                     lambda: runs.parcelflow_workers(bootstrap, prefix, events, 2, workdir),
+                ),
+            ]
+        if registry is not None:
+            # The same events again, in the Confluent wire format with registered schemas; both runs use a
+            # worker with the registry set (it reads both framings), so only the framing differs.
+            framed = replace(settings, topic_prefix=unique_name("benchsr"), schema_registry_url=registry)
+            print(f"publishing them in the Confluent wire format to {framed.topic_prefix}.scans.*", flush=True)
+            asyncio.run(simulate_to_kafka(config, framed, workdir / "truth-registry.json"))
+            assert sum(runs.source_sizes(bootstrap, framed.topic_prefix).values()) == events
+            report["registry"] = {"url": registry}
+            measurements += [
+                (
+                    "registry",
+                    SINGLE_OBJECT_RUN,
+                    lambda: runs.parcelflow_workers(bootstrap, prefix, events, 1, workdir, registry=registry),
+                ),
+                (
+                    "registry",
+                    CONFLUENT_RUN,
+                    lambda: runs.parcelflow_workers(
+                        bootstrap, framed.topic_prefix, events, 1, workdir, registry=registry
+                    ),
                 ),
             ]
         # The peers' windows close on their stream time, which runs ahead when partitions are read at
@@ -254,6 +297,9 @@ def summary(report: dict[str, Any]) -> list[tuple[str, str]]:
                 f" peer counted {a['parcels_share']:.1%} of parcelflow's parcels in them",
             )
         )
+    confluent, single = med.get(CONFLUENT_RUN), med.get(SINGLE_OBJECT_RUN)
+    if confluent is not None and single is not None:
+        rows.append(("Confluent wire format / single-object, 1 worker", f"{confluent / single:.2f}x   (same events)"))
     if "replay" in report:
         rep = report["replay"]
         per_s = rep["events_per_s"]

@@ -33,6 +33,8 @@ from streams.simulate.model import scan_rows
 from streams.simulate.run import simulate_to_files, simulate_to_kafka
 from tests.helpers import KAFKA_SH, free_port, unique_name
 
+from .common import START_MS
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -99,8 +101,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-kafka", action="store_true")
     args = parser.parse_args()
-    files_config = SimConfig(seed=args.seed, duration_s=parse_duration(args.duration), scale=args.scale)
-    kafka_config = SimConfig(seed=args.seed, duration_s=parse_duration(args.kafka_duration), scale=args.scale)
+    files_config = SimConfig(
+        start_ms=START_MS, seed=args.seed, duration_s=parse_duration(args.duration), scale=args.scale
+    )
+    kafka_config = SimConfig(
+        start_ms=START_MS, seed=args.seed, duration_s=parse_duration(args.kafka_duration), scale=args.scale
+    )
 
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="parcelflow-bench-") as tmp:

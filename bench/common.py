@@ -1,4 +1,5 @@
-"""Shared bench plumbing: a broker (started here or KAFKA_BOOTSTRAP), results as JSON."""
+"""Shared bench plumbing: a broker (started here or KAFKA_BOOTSTRAP), a schema registry (started here or
+SCHEMA_REGISTRY_URL), results as JSON."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.helpers import KAFKA_SH, free_port
+from tests.helpers import KAFKA_SH, REGISTRY_SH, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"
+START_MS = 1_795_392_000_000
+"""2026-11-23T00:00:00Z: the simulated events' start, so every bench run times the same events (the
+bench's source topics are created with unlimited time retention: the broker keeps them)."""
 
 
 @contextmanager
@@ -32,6 +36,24 @@ def broker() -> Iterator[str]:
             yield started.stdout.strip().splitlines()[-1]
         finally:
             subprocess.run([str(KAFKA_SH), "stop", "--dir", data], check=False)
+
+
+@contextmanager
+def schema_registry() -> Iterator[str]:
+    """URL of a real schema registry: SCHEMA_REGISTRY_URL, or one started and stopped here."""
+    existing = os.environ.get("SCHEMA_REGISTRY_URL")
+    if existing:
+        yield existing.rstrip("/")
+        return
+    with tempfile.TemporaryDirectory(prefix="parcelflow-bench-registry-") as data:
+        flags = ["--dir", data, "--port", str(free_port()), "--management-port", str(free_port())]
+        started = subprocess.run([str(REGISTRY_SH), "start", *flags], capture_output=True, text=True, check=False)
+        if started.returncode != 0:
+            raise SystemExit(f"schema registry did not start: {started.stderr.strip().splitlines()[-1:]}")
+        try:
+            yield started.stdout.strip().splitlines()[-1]
+        finally:
+            subprocess.run([str(REGISTRY_SH), "stop", "--dir", data], check=False)
 
 
 def rss_mib(pid: int) -> float:

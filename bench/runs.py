@@ -35,7 +35,11 @@ from streams.topology import Topics
 from tests.helpers import REPO, WorkerProcess, free_port, scrape, total, unique_name
 from tests.integration.pipeline import group_done
 
+from .common import START_MS
 from .stats import publish_to_count_latencies, quantile
+
+PEERS_VENV = REPO / ".cache" / "bench-peers"
+"""The Quix Streams peer's own venv (its confluent-kafka pin differs from parcelflow's)."""
 
 KAFKA_STREAMS_DIR = Path(__file__).resolve().parent / "peers" / "kafka-streams"
 POLL_S = 0.5
@@ -159,7 +163,13 @@ def wait_group(
 
 
 def parcelflow_workers(
-    bootstrap: str, prefix: str, events: int, workers: int, workdir: Path, profile_to: Path | None = None
+    bootstrap: str,
+    prefix: str,
+    events: int,
+    workers: int,
+    workdir: Path,
+    profile_to: Path | None = None,
+    registry: str | None = None,
 ) -> Throughput:
     """Full parcelflow workers (decode, validate, windows, dwell, backlog, metrics) on the events."""
     app_id = unique_name(f"pf{workers}")
@@ -167,7 +177,7 @@ def parcelflow_workers(
     spy: subprocess.Popen[bytes] | None = None
     try:
         for n in range(workers):
-            process = WorkerProcess(bootstrap, prefix, workdir / f"{app_id}-{n}", app_id=app_id)
+            process = WorkerProcess(bootstrap, prefix, workdir / f"{app_id}-{n}", app_id=app_id, registry=registry)
             (workdir / f"{app_id}-{n}").mkdir(parents=True)
             process.env["PARCELFLOW_PARTITIONS"] = "6"
             processes.append(process)
@@ -237,7 +247,8 @@ def quix_streams(
     group = unique_name(stem)
     output = f"{prefix}.{group}.windows"
     peer = PeerProcess(
-        [sys.executable, "-m", "bench.peers.quix_throughput", "--bootstrap", bootstrap, "--prefix", prefix]
+        [str(PEERS_VENV / "bin" / "python"), "-m", "bench.peers.quix_throughput", "--bootstrap", bootstrap]
+        + ["--prefix", prefix]
         + ["--group", group, "--output", output, "--state-dir", str(workdir / group), "--grace-ms", str(grace_ms)],
         workdir / f"{group}.log",
     )
@@ -328,7 +339,7 @@ def latency(bootstrap: str, workdir: Path, rate: float, seconds: float, scrape_s
     asyncio.run(ensure_topics(settings))
     wanted = int(rate * seconds)
     events = []
-    for event in scan_events(SimConfig(seed=2, duration_s=6 * 3600, scale=1.0)):
+    for event in scan_events(SimConfig(start_ms=START_MS, seed=2, duration_s=6 * 3600, scale=1.0)):
         events.append(event)
         if len(events) == wanted + 1:
             break

@@ -4,8 +4,9 @@
 #   infra/dev.sh run    set up, start a local Kafka broker, a worker and the network simulator; Ctrl-C stops all
 #   infra/dev.sh test   set up, then lint, type-check and run every test (unit + real broker)
 #
-# Also: `setup` (venv + jars only), `lock` (rewrite constraints.txt from the venv).
-# Needs python3.11, Java 17+ and Maven on PATH; everything else is installed by this script.
+# Also: `setup` (venv, Kafka jars and the schema registry app only), `lock` (rewrite constraints.txt from the venv).
+# Needs python3.11, Java 17+ (21+ for the schema registry tests) and Maven on PATH; everything else is
+# installed by this script.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +29,7 @@ setup() {
     echo "$stamp" > "$venv/.parcelflow-stamp"
   fi
   infra/kafka/kafka.sh fetch
+  infra/schema-registry/registry.sh fetch
 }
 
 # The observability tests run the real Prometheus server and promtool, and validate

@@ -1,15 +1,29 @@
-"""Topic administration: create the pipeline's topics with the configured partitions."""
+"""Topic administration: create the pipeline's topics, their retention, purging what is committed.
+
+Record timestamps are event times, and Kafka's time retention counts from them: a topic with a
+finite ``retention.ms`` deletes old-stamped history (a replay, a backlog, an old file) as soon as
+it arrives. So the source topics get the configured retention (unlimited by default), the internal
+by-hub topic keeps records whatever their age and is purged up to its group's committed offsets
+(as Kafka Streams does with its repartition topics: KIP-284, KAFKA-6150), the throughput topic is
+compacted, and only the dead letters (stamped by the broker on arrival: LogAppendTime) keep the broker's default.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.durations import UNLIMITED
 from streams.settings import Settings
 from streams.topology import Topics
+
+RETENTION = "retention.ms"
+DEADLETTER_MAX_MESSAGE_BYTES = 8 * 1024 * 1024 + 64 * 1024
 
 
 def pipeline_topics(settings: Settings) -> list[str]:
@@ -18,9 +32,23 @@ def pipeline_topics(settings: Settings) -> list[str]:
     return [*topics.sources, topics.deadletter, topics.throughput, topics.by_hub(settings.app_id)]
 
 
-def _topic_configs(settings: Settings, name: str) -> dict[str, str]:
-    # One record per window key: compaction keeps the latest revision of every window.
-    return {"cleanup.policy": "compact"} if name == Topics(settings.topic_prefix).throughput else {}
+def topic_configs(settings: Settings, name: str) -> dict[str, str]:
+    """Topic-level configs a pipeline topic is created with (pure)."""
+    topics = Topics(settings.topic_prefix)
+    if name == topics.throughput:
+        return {"cleanup.policy": "compact"}  # one record per window key: the latest revision is kept
+    if name in topics.sources:
+        return {RETENTION: str(settings.source_retention_ms)}
+    if name == topics.by_hub(settings.app_id):
+        return {RETENTION: str(UNLIMITED)}  # purged up to the committed offsets instead
+    if name == topics.deadletter:
+        return {
+            "max.message.bytes": str(DEADLETTER_MAX_MESSAGE_BYTES),  # a rejected record and its headers, whole
+            # Stamped by the broker when it arrives: its retention counts from the rejection, by the
+            # broker's clock, whatever the worker's clock or the record's event time say.
+            "message.timestamp.type": "LogAppendTime",
+        }
+    return {}
 
 
 async def ensure_topics(settings: Settings, names: list[str] | None = None) -> list[str]:
@@ -37,7 +65,7 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
                     n,
                     num_partitions=settings.partitions,
                     replication_factor=settings.replication,
-                    topic_configs=_topic_configs(settings, n),
+                    topic_configs=topic_configs(settings, n),
                 )
                 for n in missing
             ]
@@ -46,7 +74,79 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
                 if code not in (0, TopicAlreadyExistsError.errno):
                     raise RuntimeError(f"could not create topic {name}: error code {code}")
             await _wait_for_leaders(admin, missing)
+        by_hub = Topics(settings.topic_prefix).by_hub(settings.app_id)
+        if by_hub in wanted and by_hub in existing:
+            await _keep_forever(admin, by_hub)
         return missing
+    finally:
+        await admin.close()
+
+
+async def _keep_forever(admin: AIOKafkaAdminClient, topic: str) -> None:
+    """Give an internal topic made by an older version unlimited time retention."""
+    if (await retentions(admin, [topic])).get(topic) != UNLIMITED:
+        # AlterConfigs (not incremental) replaces the topic's overrides: the by-hub topic has only this one.
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, {RETENTION: str(UNLIMITED)})
+        for response in await admin.alter_configs([resource]):
+            for error_code, message, *_ in response.resources:
+                if error_code:
+                    raise RuntimeError(f"could not set {RETENTION}=-1 on {topic}: error {error_code} {message or ''}")
+
+
+async def retentions(admin: AIOKafkaAdminClient, topics: Collection[str]) -> dict[str, int]:
+    """``retention.ms`` of each existing topic of ``topics`` (-1: unlimited); unknown topics are left out."""
+    if not topics:
+        return {}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name, {RETENTION: None}) for name in topics]
+    found: dict[str, int] = {}
+    for response in await admin.describe_configs(resources):
+        for error_code, _message, _type, name, entries, *_ in response.resources:
+            if error_code:
+                continue  # e.g. the topic does not exist
+            for entry in entries:
+                if entry[0] == RETENTION and entry[1] is not None:
+                    found[name] = int(entry[1])
+    return found
+
+
+async def topic_retentions(settings: Settings, topics: Collection[str]) -> dict[str, int]:
+    """``retention.ms`` of each existing topic of ``topics`` (-1: unlimited)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="parcelflow-admin")
+    await admin.start()
+    try:
+        return await retentions(admin, topics)
+    finally:
+        await admin.close()
+
+
+async def purge_committed(
+    admin: AIOKafkaAdminClient, group: str, partitions: Collection[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Delete the records of ``partitions`` before ``group``'s committed offsets; return the new low watermarks.
+
+    Only what the group has committed goes: a record not yet processed (or processed but not
+    committed, so re-delivered after a crash) is never deleted.
+    """
+    if not partitions:
+        return {}
+    committed = await admin.list_consumer_group_offsets(group, partitions=list(partitions))
+    doomed = {tp: RecordsToDelete(meta.offset) for tp, meta in committed.items() if meta.offset > 0}
+    if not doomed:
+        return {}
+    low_watermarks: dict[TopicPartition, int] = await admin.delete_records(doomed)
+    return low_watermarks
+
+
+async def purge_group_partitions(
+    bootstrap: str, group: str, partitions: Collection[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """``purge_committed`` with an admin client of its own (a worker's timer calls it)."""
+    if not partitions:
+        return {}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="parcelflow-purge")
+    await admin.start()
+    try:
+        return await purge_committed(admin, group, partitions)
     finally:
         await admin.close()
 

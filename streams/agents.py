@@ -8,19 +8,26 @@ changelog partition is the by-hub partition of the hub.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from faust.types import TP, TableT
 
-from streams.aggregate import HubAggregator, Limits
+from streams.admin import purge_group_partitions
+from streams.aggregate import BatchResult, HubAggregator, Limits, process_isolating_failures
 from streams.codec import Codec, ThroughputCodec
-from streams.events import ScanEvent
-from streams.intake import Rejected, deadletter_headers, intake
+from streams.events import Reason, ScanEvent
+from streams.health import Health, exit_after_failure
+from streams.intake import Rejected, admit, deadletter_headers
 from streams.metrics import Metrics
-from streams.observation import Observation, decode_batch, encode_batch, observe
+from streams.observation import Observation, decode_batch, encode, join_batch
+from streams.registry import WriterSchemas
 from streams.settings import Settings
 from streams.topology import Source, Topics
 from streams.windows import WindowLimits
@@ -29,6 +36,11 @@ BATCH_SIZE = 1000
 BATCH_WITHIN_SECONDS = 0.2
 LAG_INTERVAL_SECONDS = 5.0
 TICK_INTERVAL_SECONDS = 2.0
+HEARTBEAT_SECONDS = 1.0
+DEADLETTER_MAX_BYTES = 7 * 1024 * 1024
+"""Key + value kept whole in a dead letter (the topic and producer allow 8 MiB; default topics 1 MB)."""
+
+log = logging.getLogger(__name__)
 
 
 class TableStore:
@@ -38,11 +50,17 @@ class TableStore:
     being processed may hold events of several partitions, so Faust's "current event" cannot
     tell which one a key belongs to. With the RocksDB store the partition's own database is used
     for the same reason.
+
+    Changelog records go through Faust's producer buffer, which Faust's commit does not reliably
+    drain (its flush gives up after 0.1 s without progress, and misses the record being handed to
+    the client): :meth:`written` waits until the broker holds them, so a batch is acknowledged,
+    and its offsets committed, only once its state would survive a SIGKILL.
     """
 
     def __init__(self, table: TableT[bytes, bytes], partition: int) -> None:
         self.table = table
         self.partition = partition
+        self._sent: list[Awaitable[object]] = []
         store = table.data
         self._db = store._db_for_partition(partition) if hasattr(store, "_db_for_partition") else None  # noqa: SLF001
         self._key_index: dict[bytes, int] = getattr(store, "_key_index", {})  # Faust's key → partition map
@@ -59,7 +77,7 @@ class TableStore:
         else:
             self._db.put(key, value)
             self._key_index[key] = self.partition  # as Faust's own _set does
-        self.table.send_changelog(self.partition, key, value)
+        self._sent.append(self.table.send_changelog(self.partition, key, value))
 
     def delete(self, key: bytes) -> None:
         """Remove ``key`` locally and tombstone it in the changelog."""
@@ -68,7 +86,13 @@ class TableStore:
         else:
             self._db.delete(key)
             self._key_index.pop(key, None)
-        self.table.send_changelog(self.partition, key, None, value_serializer="raw")
+        self._sent.append(self.table.send_changelog(self.partition, key, None, value_serializer="raw"))
+
+    async def written(self) -> None:
+        """Return once the broker holds every changelog record written so far (raises if one failed)."""
+        sent, self._sent = self._sent, []
+        for delivered in sent:
+            await delivered
 
     def keys(self) -> Iterable[bytes]:
         """Keys held locally for this partition (memory store: every partition this worker owns)."""
@@ -88,13 +112,14 @@ def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> fa
     )
 
 
-def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: Metrics) -> None:
-    """Register the intake and hub aggregation agents, the state table and the lag timer."""
+def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: Metrics, health: Health) -> None:
+    """Register the intake and hub aggregation agents, the state table, the timers and the heartbeat."""
     topics = Topics(settings.topic_prefix)
     source_of_topic = topics.sources
     source_topic = _raw_topic(app, *source_of_topic)
     deadletter = _raw_topic(app, topics.deadletter)
-    by_hub = _raw_topic(app, topics.by_hub(settings.app_id), partitions=settings.partitions)
+    by_hub_name = topics.by_hub(settings.app_id)
+    by_hub = _raw_topic(app, by_hub_name, partitions=settings.partitions)
     throughput = _raw_topic(app, topics.throughput)
     table = app.Table(
         "hub-state",
@@ -107,57 +132,123 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
         WindowLimits(grace_ms=settings.grace_seconds * 1000, retention_ms=settings.retention_seconds * 1000)
     )
     aggregator = HubAggregator(limits)
+    max_future_ms = settings.max_future_seconds * 1000
     throughput_codec = ThroughputCodec()
+    schemas = WriterSchemas.from_settings(settings, health)  # no registry: Confluent records are undecodable
     processed: dict[TP, int] = {}
     hub_partition: dict[str, int] = {}  # by-hub partition of each hub this worker aggregates
+
+    async def dead_letter(
+        topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, rejected: Rejected
+    ) -> None:
+        headers = deadletter_headers(topic, partition, offset, rejected)
+        if len(key or b"") + len(value or b"") > DEADLETTER_MAX_BYTES:
+            # Bigger than any record a default topic accepts: keep the start, say how big it was.
+            headers["original_size"] = str(len(key or b"") + len(value or b"")).encode()
+            key, value = (key or b"")[:1024], (value or b"")[: DEADLETTER_MAX_BYTES - 1024]
+        await deadletter.send(key=key, value=value, headers=headers)
 
     async def count_scans(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         """Decode each record; count valid scans, forward parcel scans by hub, dead-letter the rest."""
         batches = stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS)  # type: ignore[attr-defined]
-        async for batch in batches:
-            valid: list[tuple[ScanEvent, Source]] = []
-            by_hub_batch: dict[str, list[Observation]] = {}
-            for event in batch:
-                message = event.message
-                source = source_of_topic[message.topic]
-                processed[message.tp] = message.offset
-                result = intake(codec, message.value, source)
-                if isinstance(result, Rejected):
-                    metrics.invalid.labels(source.value, result.reason.value).inc()
-                    await deadletter.send(
-                        key=message.key,
-                        value=message.value,
-                        headers=deadletter_headers(message.topic, message.partition, message.offset, result),
+        try:
+            async for batch in batches:
+                now = time.time()
+                valid: list[tuple[ScanEvent, Source]] = []
+                by_hub_batch: dict[str, list[bytes]] = {}
+                await schemas.prepare(codec.schema_ids, [event.message.value for event in batch])
+                for event in batch:
+                    message = event.message
+                    source = source_of_topic[message.topic]
+                    processed[message.tp] = message.offset
+                    result = admit(
+                        codec, message.value, source, message.partition, message.offset, int(now * 1000), max_future_ms
                     )
-                    continue
-                valid.append((result, source))
-                if result.parcel_id is not None:
-                    obs = observe(result, source, message.partition, message.offset)
-                    by_hub_batch.setdefault(result.hub, []).append(obs)
-            for hub, observations in by_hub_batch.items():
-                await by_hub.send(key=hub.encode(), value=encode_batch(observations))
-            metrics.observe(valid, time.time())
-            yield None
+                    if isinstance(result, Rejected):
+                        metrics.invalid.labels(source.value, result.reason.value).inc()
+                        await dead_letter(
+                            message.topic, message.partition, message.offset, message.key, message.value, result
+                        )
+                        continue
+                    valid.append((result.event, source))
+                    if result.observation is not None:
+                        by_hub_batch.setdefault(result.event.hub, []).append(result.observation)
+                for hub, encoded in by_hub_batch.items():
+                    await by_hub.send(key=hub.encode(), value=join_batch(encoded))
+                metrics.observe(valid, now)
+                yield None
+        except Exception as exc:  # noqa: BLE001 - a bug: say so and exit, never stall silently
+            await fail("the intake agent (count_scans)", exc)
+
+    async def aggregate(store: TableStore, records: list[tuple[int, list[Observation]]], now: float) -> BatchResult:
+        """Apply a partition's records; a scan the aggregation fails on (a bug) is dead-lettered."""
+        partition = store.partition
+        for _offset, observations in records:
+            for obs in observations:
+                hub_partition[obs.hub] = partition
+        result, failures = process_isolating_failures(aggregator, store, records, now)
+        for failure in failures:
+            obs, error = failure.observation, failure.error
+            log.error("aggregating a scan at by-hub %d@%d failed: %r", partition, failure.offset, error)
+            rejected = Rejected(Reason.UNPROCESSABLE, f"aggregating failed: {type(error).__name__}: {error}")
+            metrics.invalid.labels(obs.source.value, rejected.reason.value).inc()
+            await dead_letter(by_hub_name, partition, failure.offset, obs.hub.encode(), encode(obs), rejected)
+        return result
 
     async def aggregate_hubs(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         """Apply parcel scans to each hub's windows and visits; emit the windows that closed."""
         batches = stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS)  # type: ignore[attr-defined]
-        async for batch in batches:
-            by_partition: dict[int, list[Observation]] = {}
-            for event in batch:
-                by_partition.setdefault(event.message.partition, []).extend(decode_batch(event.message.value))
-            for partition, observations in by_partition.items():
-                for obs in observations:
-                    hub_partition[obs.hub] = partition
-                result = aggregator.process(TableStore(table, partition), observations, time.time())
-                for window in result.closed:
-                    await throughput.send(
-                        key=window.key.encode(),
-                        value=throughput_codec.encode(window),
-                        timestamp=window.start_ms / 1000,
-                    )
-                metrics.record_batch(result)
-            yield None
+        try:
+            async for batch in batches:
+                now = time.time()
+                by_partition: dict[int, list[tuple[int, list[Observation]]]] = {}
+                for event in batch:
+                    message = event.message
+                    try:
+                        observations = decode_batch(message.value)
+                    except Exception as exc:  # noqa: BLE001 - not written by a parcelflow intake
+                        rejected = Rejected(Reason.UNDECODABLE, f"not a by-hub batch: {type(exc).__name__}: {exc}")
+                        await dead_letter(
+                            message.topic, message.partition, message.offset, message.key, message.value, rejected
+                        )
+                        continue
+                    by_partition.setdefault(message.partition, []).append((message.offset, observations))
+                stores = [TableStore(table, partition) for partition in by_partition]
+                for store in stores:  # aggregate raises only if the rest of a batch fails too
+                    result = await aggregate(store, by_partition[store.partition], now)
+                    await schemas.frame_output(throughput_codec, topics.throughput)
+                    for window in result.closed:
+                        await throughput.send(
+                            key=window.key.encode(),
+                            value=throughput_codec.encode(window),
+                            timestamp=window.start_ms / 1000,
+                        )
+                    metrics.record_batch(result)
+                await asyncio.gather(*(store.written() for store in stores))  # before the batch is acked
+                yield None
+        except Exception as exc:  # noqa: BLE001 - a bug: say so and exit, never stall silently
+            await fail("the hub aggregation agent (aggregate_hubs)", exc)
+
+    async def fail(what: str, exc: Exception) -> None:
+        """Readiness false, one clear line, exit non-zero; meanwhile this agent takes nothing more."""
+        exit_after_failure(what, exc, health, log.critical)
+        await asyncio.Event().wait()
+
+    def guarded(what: str, timer: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """A timer whose failure ends the worker (Faust would log it and go on without it)."""
+
+        async def run() -> None:
+            try:
+                await timer()
+            except Exception as exc:  # noqa: BLE001 - a bug: say so and exit
+                await fail(what, exc)
+
+        run.__name__ = run.__qualname__ = timer.__name__  # Faust names timers by their function
+        return run
+
+    async def heartbeat() -> None:
+        """The event loop turns: readiness stays true while this runs."""
+        health.beat()
 
     async def finalise_dwell() -> None:
         """Observe dwell that became final because source partitions fell silent."""
@@ -179,6 +270,14 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
         for source_name, value in lag.items():
             metrics.consumer_lag.labels(source_name).set(value)
 
+    async def purge_by_hub() -> None:
+        """Delete the by-hub records the group has committed: the topic keeps the rest whatever their age."""
+        owned = [TopicPartition(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic == by_hub_name]
+        try:
+            await purge_group_partitions(settings.bootstrap, settings.app_id, owned)
+        except KafkaError as exc:  # e.g. a leader moving: the next round purges it
+            log.warning("could not purge %s: %s", by_hub_name, exc)
+
     async def on_revoked(sender: object, revoked: set[TP], **kwargs: Any) -> None:
         # Indexes of hubs on revoked partitions would go stale; they are rebuilt from the table.
         metrics.forget_hubs(aggregator.hubs)
@@ -189,6 +288,8 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
 
     app.agent(source_topic, name="count_scans")(count_scans)
     app.agent(by_hub, name="aggregate_hubs")(aggregate_hubs)
-    app.timer(LAG_INTERVAL_SECONDS)(report_lag)
-    app.timer(TICK_INTERVAL_SECONDS)(finalise_dwell)
+    app.timer(LAG_INTERVAL_SECONDS)(guarded("the lag timer", report_lag))
+    app.timer(TICK_INTERVAL_SECONDS)(guarded("the dwell timer", finalise_dwell))
+    app.timer(settings.purge_interval_seconds)(guarded("the by-hub purge timer", purge_by_hub))
+    app.timer(HEARTBEAT_SECONDS)(heartbeat)
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]

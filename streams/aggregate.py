@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from streams.observation import Observation
-from streams.visits import Visit, apply_scan, decode_visit, encode_visit, expired, is_open
+from streams.visits import Counted, Visit, apply_scan, counted_scans, decode_visit, encode_visit, expired, is_open
 from streams.windows import HOUR_MS, ClosedWindow, HubWindows, Outcome, WindowLimits
 
 
@@ -58,6 +58,57 @@ class BatchResult:
     backlog: dict[str, int] = field(default_factory=dict)
     watermark_ms: dict[str, int] = field(default_factory=dict)
     expired_visits: Counter[str] = field(default_factory=Counter)
+    repeated: Counter[str] = field(default_factory=Counter)  # hub → flow scans whose event id was counted
+
+
+class StagedStore:
+    """Reads through to a store and keeps its writes until :meth:`commit`.
+
+    A batch is applied on one, so a batch that fails half-way leaves no trace in the state. The
+    writes reach the base store in the order of each key's last write (a hub's value, written
+    last, stays last) and once per key, however often the batch changed it.
+    """
+
+    def __init__(self, base: StateStore) -> None:
+        self.base = base
+        self.written: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value staged here, else the base's."""
+        return self.written[key] if key in self.written else self.base.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Stage ``value``."""
+        self.written.pop(key, None)
+        self.written[key] = value
+
+    def delete(self, key: bytes) -> None:
+        """Stage the removal of ``key``."""
+        self.written.pop(key, None)
+        self.written[key] = None
+
+    def keys(self) -> Iterable[bytes]:
+        """The base's keys and the staged ones, minus those staged for removal."""
+        keys = dict.fromkeys(self.base.keys()) | dict.fromkeys(self.written)
+        return [k for k in keys if self.written.get(k, b"") is not None]
+
+    def commit(self) -> None:
+        """Write what was staged to the base store."""
+        for key, value in self.written.items():
+            if value is None:
+                self.base.delete(key)
+            else:
+                self.base.put(key, value)
+        self.written.clear()
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A scan the aggregation failed on (a bug), with where it was read and the error."""
+
+    offset: int
+    observation: Observation
+    error: Exception
 
 
 def visit_key(hub: str, parcel_id: str) -> bytes:
@@ -72,6 +123,11 @@ def _visits(store: StateStore, hub: str) -> Iterator[tuple[bytes, Visit]]:
             value = store.get(key)
             if value is not None:
                 yield key, decode_visit(value)
+
+
+def _repeats(obs: Observation, counted: tuple[Counted, ...], windows: HubWindows) -> bool:
+    """Whether the visit already counted this scan's event id, at a position the windows applied."""
+    return any(c.event_key == obs.event_key and windows.redelivered(c.source_partition, c.offset) for c in counted)
 
 
 class HubAggregator:
@@ -144,18 +200,32 @@ class HubAggregator:
         for obs in batch:
             seen[obs.source_partition] = now
             flow = obs.flow
+            if flow is not None and windows.redelivered(obs.source_partition, obs.offset):
+                result.outcomes[(hub, flow, Outcome.DUPLICATE)] += 1
+                continue
+            key = visit_key(hub, obs.parcel_id)
+            value = store.get(key)
+            counted = counted_scans(value) if value is not None else ()
+            if flow is not None and obs.event_key and _repeats(obs, counted, windows):
+                result.repeated[hub] += 1  # the same scan again (a retransmission): counted once
+                continue
             if flow is not None:
                 outcome = windows.apply(
                     flow, obs.event_time_ms, obs.grams, obs.source_partition, obs.offset, limits.windows
                 )
                 result.outcomes[(hub, flow, outcome)] += 1
-                if outcome is Outcome.DUPLICATE:
-                    continue
-            key = visit_key(hub, obs.parcel_id)
-            value = store.get(key)
-            change = apply_scan(None if value is None else decode_visit(value), obs.event_time_ms, obs.outbound)
-            if change.visit is not None:
-                store.put(key, encode_visit(change.visit))
+            visit = None if value is None else decode_visit(value)
+            change = apply_scan(visit, obs.event_time_ms, obs.outbound)
+            if flow is not None and obs.event_key:
+                this = Counted(obs.event_key, obs.source, obs.partition, obs.offset)
+                kept = () if change.new_visit else tuple(c for c in counted if c.event_key != obs.event_key)
+                counted = (*kept, this)
+            elif change.new_visit:
+                counted = ()
+            if change.visit is not None or (flow is not None and obs.event_key):
+                stored = change.visit if change.visit is not None else visit
+                assert stored is not None  # a scan without a visit always starts one
+                store.put(key, encode_visit(stored, counted))
             if change.opened:
                 self._backlog[hub] += 1
             elif change.departed:
@@ -202,3 +272,48 @@ class HubAggregator:
                 if is_open(visit):
                     self._backlog[hub] -= 1
                     result.expired_visits[hub] += 1
+
+
+def process_isolating_failures(
+    aggregator: HubAggregator, store: StateStore, records: list[tuple[int, list[Observation]]], now: float
+) -> tuple[BatchResult, list[Failure]]:
+    """Apply a batch of by-hub records (offset, observations); a scan the aggregation fails on is left out.
+
+    The batch is applied on a :class:`StagedStore`: if it fails, nothing of it was written. Each
+    scan is then tried alone on a scratch copy of the state to find those that fail, and the rest
+    is applied as one batch, as it would have been (applying scans one by one would close windows
+    after each, before the batch's other source partitions are seen). If the rest fails too, that
+    error is raised: the worker cannot go on.
+    """
+    observations = [obs for _offset, batch in records for obs in batch]
+    staged = StagedStore(store)
+    try:
+        result = aggregator.process(staged, observations, now)
+    except Exception:  # noqa: BLE001 - a bug in the aggregation: find the scans that trigger it
+        aggregator.forget({obs.hub for obs in observations})  # its in-memory indexes saw half a batch
+        failures = _failing_scans(type(aggregator)(aggregator.limits), store, records, now)
+        failing = {id(f.observation) for f in failures}
+        staged = StagedStore(store)
+        result = aggregator.process(staged, [obs for obs in observations if id(obs) not in failing], now)
+    else:
+        failures = []
+    staged.commit()
+    return result, failures
+
+
+def _failing_scans(
+    trial: HubAggregator, store: StateStore, records: list[tuple[int, list[Observation]]], now: float
+) -> list[Failure]:
+    scratch = StagedStore(store)  # never committed
+    failures: list[Failure] = []
+    for offset, batch in records:
+        for obs in batch:
+            attempt = StagedStore(scratch)
+            try:
+                trial.process(attempt, [obs], now)
+            except Exception as error:  # noqa: BLE001 - this scan, not the stream
+                failures.append(Failure(offset, obs, error))
+                trial.forget([obs.hub])
+            else:
+                attempt.commit()
+    return failures

@@ -149,11 +149,20 @@ async def run_archiver(
     segment_records: int = 200_000,
     stop: asyncio.Event | None = None,
     on_segment: Callable[[ArchiveStats], None] | None = None,
+    registry_url: str | None = None,
 ) -> ArchiveStats:
-    """Archive the source topics of ``prefix`` until ``stop`` is set (or forever)."""
+    """Archive the source topics of ``prefix`` until ``stop`` is set (or forever).
+
+    Records in the Confluent wire format are decoded with writer schemas fetched from
+    ``registry_url`` (waiting while it cannot be reached, as the worker does).
+    """
     from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
+    from streams.health import Health
+    from streams.registry import SchemaRegistry, WriterSchemas
+
     codec = Codec()
+    writers = WriterSchemas(SchemaRegistry(registry_url) if registry_url else None, Health())
     topics = Topics(prefix)
     source_of = topics.sources
     schemas = {source: envelope_schema(source, codec) for source in Source}
@@ -186,6 +195,7 @@ async def run_archiver(
             deadline = loop.time() + segment_seconds
             while segment.records < segment_records and loop.time() < deadline:
                 batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+                await writers.prepare(codec.schema_ids, [m.value for messages in batch.values() for m in messages])
                 for tp, messages in batch.items():
                     source = source_of[tp.topic]
                     for m in messages:

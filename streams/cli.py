@@ -12,9 +12,11 @@ from typing import IO, TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from streams.events import ms_to_datetime
-from streams.settings import Settings, SettingsError
+from streams.settings import Settings, SettingsError, registry_url
+from streams.topology import Topics
 
 if TYPE_CHECKING:
     from streams.simulate.run import RunProgress
@@ -31,21 +33,43 @@ Bootstrap = Annotated[
     str | None, typer.Option("--bootstrap", "-b", help="Kafka bootstrap servers (env PARCELFLOW_BOOTSTRAP).")
 ]
 Prefix = Annotated[str | None, typer.Option("--prefix", help="Topic prefix (env PARCELFLOW_TOPIC_PREFIX).")]
+SchemaRegistryUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--schema-registry",
+        help="Confluent-compatible schema registry URL: write the Confluent wire format with registered schemas "
+        "(env PARCELFLOW_SCHEMA_REGISTRY_URL).",
+    ),
+]
 
 
 class CliError(Exception):
     """An error the user can act on: printed as one line, exit status 1."""
 
 
-def _settings(bootstrap: str | None, prefix: str | None, **more: object) -> Settings:
+def _settings(
+    bootstrap: str | None, prefix: str | None, schema_registry: str | None = None, **more: object
+) -> Settings:
     try:
-        return Settings.from_env().with_overrides(bootstrap=bootstrap, topic_prefix=prefix, **more)
+        url = registry_url(schema_registry, "--schema-registry")
+        return Settings.from_env().with_overrides(
+            bootstrap=bootstrap, topic_prefix=prefix, schema_registry_url=url, **more
+        )
     except SettingsError as exc:
         raise CliError(str(exc)) from None
 
 
+def _say(message: str) -> None:
+    """Print one line literally: names, paths and file contents in it are never read as Rich markup."""
+    err.print(Text(message), highlight=False)
+
+
+def _warn(message: str) -> None:
+    err.print(Text.assemble(("warning: ", "yellow"), message), highlight=False)
+
+
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(Text.assemble(("error: ", "red"), message), highlight=False)
     sys.exit(1)
 
 
@@ -55,23 +79,47 @@ def worker(
     prefix: Prefix = None,
     metrics_port: Annotated[int | None, typer.Option(help="Port of /metrics (env PARCELFLOW_METRICS_PORT).")] = None,
     metrics_host: Annotated[str | None, typer.Option(help="Address of /metrics (env PARCELFLOW_METRICS_HOST).")] = None,
+    schema_registry: SchemaRegistryUrl = None,
 ) -> None:
     """Run a stream worker: consume scans, count per hub and flow, serve /metrics."""
     from streams.worker import run_worker
 
-    settings = _settings(bootstrap, prefix, metrics_port=metrics_port, metrics_host=metrics_host)
+    settings = _settings(bootstrap, prefix, schema_registry, metrics_port=metrics_port, metrics_host=metrics_host)
     run_worker(settings, err)
 
 
 @cli.command()
-def topics(bootstrap: Bootstrap = None, prefix: Prefix = None) -> None:
-    """Create the pipeline's topics (sources, dead letters, throughput) if missing."""
-    from streams.admin import ensure_topics, pipeline_topics
+def topics(
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
+    retention: Annotated[
+        str | None,
+        typer.Option(
+            help="Time retention of new source topics: 'unlimited' (default) or e.g. 30d "
+            "(env PARCELFLOW_SOURCE_RETENTION). Kafka deletes by record timestamp = event time."
+        ),
+    ] = None,
+) -> None:
+    """Create the pipeline's topics (sources, dead letters, throughput, by-hub) if missing; show their retention."""
+    from streams.admin import ensure_topics, pipeline_topics, topic_configs, topic_retentions
+    from streams.durations import DurationError, describe_retention, parse_retention
 
-    settings = _settings(bootstrap, prefix)
+    try:
+        retention_ms = None if retention is None else parse_retention(retention)
+    except DurationError as exc:
+        raise CliError(f"--retention: {exc}") from None
+    settings = _settings(bootstrap, prefix, source_retention_ms=retention_ms)
     created = asyncio.run(ensure_topics(settings))
-    for name in pipeline_topics(settings):
-        err.print(f"{name}: {'created' if name in created else 'exists'}", highlight=False)
+    names = pipeline_topics(settings)
+    kept = asyncio.run(topic_retentions(settings, names))
+    sources = set(Topics(settings.topic_prefix).sources)
+    for name in names:
+        compacted = topic_configs(settings, name).get("cleanup.policy") == "compact"
+        keeps = "compacted" if compacted else f"retention {describe_retention(kept[name])}"
+        line = f"{name}: {'created' if name in created else 'exists'}, {keeps}"
+        if name in sources and name not in created and kept[name] != settings.source_retention_ms:
+            line += " (an existing topic keeps its retention: alter retention.ms to change it)"
+        _say(line)
 
 
 @cli.command()
@@ -81,25 +129,26 @@ def publish(
     bootstrap: Bootstrap = None,
     prefix: Prefix = None,
     show_errors: Annotated[int, typer.Option(help="How many rejected lines to list.")] = 20,
+    schema_registry: SchemaRegistryUrl = None,
 ) -> None:
     """Validate and publish scan events; bad lines are reported by number and not sent."""
     from streams.publish import format_of, publish_stream
 
-    settings = _settings(bootstrap, prefix)
+    settings = _settings(bootstrap, prefix, schema_registry)
     try:
         kind = format_of(file, fmt)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    stream: IO[str]
+    stream: IO[bytes]  # bytes, decoded line by line: a byte that is not UTF-8 rejects its line, not the run
     if file == "-":
-        stream, total = sys.stdin, None
+        stream, total = sys.stdin.buffer, None
     else:
         path = Path(file)
         if not path.is_file():
             raise CliError(f"{file}: no such file")
         with path.open("rb") as counting:
             total = sum(1 for _ in counting)
-        stream = path.open(encoding="utf-8", newline="")
+        stream = path.open("rb")
     with stream, _progress() as progress:
         task = progress.add_task("publishing", total=total)
 
@@ -110,10 +159,12 @@ def publish(
         summary = asyncio.run(publish_stream(settings, stream, kind, on_line))
         progress.update(task, completed=total or 1, total=total or 1)
     for error in summary.errors[:show_errors]:
-        err.print(f"[yellow]{file}:[/yellow] {error}", highlight=False)
+        err.print(Text.assemble((f"{file}:", "yellow"), f" {error}"), highlight=False)
     if summary.rejected > show_errors:
-        err.print(f"... and {summary.rejected - show_errors} more rejected lines", highlight=False)
-    err.print(f"sent {summary.sent}, rejected {summary.rejected}", highlight=False)
+        _say(f"... and {summary.rejected - show_errors} more rejected lines")
+    for warning in summary.warnings:
+        _warn(warning)
+    _say(f"sent {summary.sent}, rejected {summary.rejected}")
     if summary.rejected:
         raise typer.Exit(2)
 
@@ -127,21 +178,19 @@ def archive(
     segment_seconds: Annotated[
         float, typer.Option(help="Seconds per segment: files closed, then offsets committed.")
     ] = 5.0,
+    schema_registry: SchemaRegistryUrl = None,
 ) -> None:
     """Archive the raw scan events of the source topics until stopped (Ctrl-C)."""
     from streams.archive import ArchiveStats, run_archiver
 
-    settings = _settings(bootstrap, prefix)
+    settings = _settings(bootstrap, prefix, schema_registry)
     group_id = group or f"{settings.topic_prefix}-archive"
-    err.print(
-        f"archiving {settings.topic_prefix}.scans.* into {directory} (group {group_id}); Ctrl-C stops", highlight=False
-    )
+    _say(f"archiving {settings.topic_prefix}.scans.* into {directory} (group {group_id}); Ctrl-C stops")
 
     def report(stats: ArchiveStats) -> None:
-        err.print(
+        _say(
             f"archived {stats.records} records in {stats.files} files ({stats.segments} segments, "
-            f"{stats.rejected} undecodable skipped)",
-            highlight=False,
+            f"{stats.rejected} undecodable skipped)"
         )
 
     async def until_signal() -> None:
@@ -157,10 +206,11 @@ def archive(
             segment_seconds,
             stop=stop,
             on_segment=report,
+            registry_url=settings.schema_registry_url,
         )
 
     asyncio.run(until_signal())
-    err.print("stopped; everything archived is in closed files and committed", highlight=False)
+    _say("stopped; everything archived is in closed files and committed")
 
 
 replay_cli = typer.Typer(no_args_is_help=True, help="Replay history into an isolated namespace.")
@@ -201,6 +251,7 @@ def replay_run(
     workers: Annotated[int, typer.Option(help="Workers to start for the namespace (0: start none).")] = 1,
     metrics_port: Annotated[int, typer.Option(help="Port of the first replay worker's /metrics.")] = 9200,
     bootstrap: Bootstrap = None,
+    schema_registry: SchemaRegistryUrl = None,
 ) -> None:
     """Republish history with its event times into namespace NAME and aggregate it there."""
     from streams.replay_run import run_replay
@@ -211,7 +262,7 @@ def replay_run(
         raise CliError("history comes from --archive or from the topics of --source-prefix, not both")
     if archive_dir is not None and not archive_dir.is_dir():
         raise CliError(f"{archive_dir}: no such archive folder")
-    settings = _settings(bootstrap, None)
+    settings = _settings(bootstrap, None, schema_registry)
     with _progress() as progress:
         run_replay(
             settings,
@@ -247,10 +298,15 @@ def replay_clean(
     from streams.replay_run import clean_namespace
 
     deleted = asyncio.run(clean_namespace(_settings(bootstrap, None), name))
-    err.print(f"deleted {len(deleted)} topics of replay {name}", highlight=False)
+    _say(f"deleted {len(deleted)} topics of replay {name}")
 
 
 OUTPUTS = ("jsonl", "avro", "kafka")
+SIM_START = "yesterday"
+"""The simulator's default start, 00:00 UTC of the previous day. Not a fixed date: a fixed one ages
+past every topic's time retention (Kafka deletes by record timestamp). Day-aligned, it keeps windows
+aligned, stays in the past for runs of up to a day and is the same all day; with ``--start`` and
+``--seed`` given, a run is byte-identical whenever it is made."""
 
 
 @cli.command()
@@ -266,8 +322,11 @@ def simulate(
     ] = None,
     seed: Annotated[int, typer.Option(help="Same seed and options, same events, byte for byte.")] = 1,
     start: Annotated[
-        str, typer.Option(help="Simulated start, ISO 8601 with a zone, or 'now'.")
-    ] = "2026-11-23T00:00:00Z",
+        str,
+        typer.Option(
+            help="Simulated start: ISO 8601 with a zone, 'now', 'now-24h', 'today' or 'yesterday' (00:00 UTC)."
+        ),
+    ] = SIM_START,
     duration: Annotated[str, typer.Option(help="Simulated span, e.g. 90s, 45m, 6h, 2d.")] = "1h",
     scale: Annotated[float, typer.Option(help="Volume multiplier (1 ≈ 4 M events per simulated day).")] = 1.0,
     speed: Annotated[str, typer.Option(help="Simulated seconds per wall-clock second (1, 60, …) or 'max'.")] = "max",
@@ -278,6 +337,7 @@ def simulate(
     corrupt: Annotated[float, typer.Option(help="Share of extra corrupt records.")] = 0.0,
     bootstrap: Bootstrap = None,
     prefix: Prefix = None,
+    schema_registry: SchemaRegistryUrl = None,
 ) -> None:
     """Generate the hub network's scan events (files or Kafka) and the ground truth of the run."""
     from streams.pacing import SpeedError, parse_speed
@@ -320,7 +380,7 @@ def simulate(
         if "kafka" in outputs:
             from aiokafka.errors import InvalidTimestampError
 
-            settings = _settings(bootstrap, prefix)
+            settings = _settings(bootstrap, prefix, schema_registry)
             try:
                 result = asyncio.run(
                     simulate_to_kafka(
@@ -337,17 +397,18 @@ def simulate(
             result = simulate_to_files(config, out, formats, pace, truth_path, on_progress)
     events = result.truth["events"]
     sources = ", ".join(f"{name} {count:,}" for name, count in events["by_source"].items())
-    err.print(
+    _say(
         f"simulated {config.start_iso} + {config.duration_s:,} s: {events['total']:,} events ({sources}), "
         f"{events['corrupt']:,} corrupt, {events['late']:,} late, {events['out_of_order']:,} out of order "
-        f"in {result.wall_s:.1f} s ({result.records_per_s:,.0f} records/s)",
-        highlight=False,
+        f"in {result.wall_s:.1f} s ({result.records_per_s:,.0f} records/s)"
     )
     if "kafka" in outputs:
-        err.print(f"sent to {settings.topic_prefix}.scans.* on {settings.bootstrap}", highlight=False)
+        _say(f"sent to {settings.topic_prefix}.scans.* on {settings.bootstrap}")
+    for warning in result.warnings:
+        _warn(warning)
     for path in result.files:
-        err.print(f"wrote {path}", highlight=False)
-    err.print(f"truth: {truth_path}", highlight=False)
+        _say(f"wrote {path}")
+    _say(f"truth: {truth_path}")
 
 
 def _sim_progress() -> Progress:
@@ -378,12 +439,16 @@ def main() -> None:
     """Entry point: run the CLI, turning known errors into one line and exit status 1."""
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
+    from streams.registry import RegistryError
+
     # aiokafka logs retried produce errors (e.g. NotLeaderForPartition just after a topic is
     # created) and each failed connection attempt; the CLI reports what finally failed, once.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         cli()
     except CliError as exc:
+        _fail(str(exc))
+    except RegistryError as exc:  # unreachable, or a schema refused as incompatible
         _fail(str(exc))
     except KafkaConnectionError as exc:
         _fail(f"cannot reach Kafka: {exc}")

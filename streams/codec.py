@@ -7,6 +7,12 @@ current (reader) schema evolves, by Avro schema resolution.
 
 When a schema changes, the previous version is kept, fully expanded, as
 ``schemas/history/<source>_scan.v<N>.avsc``; the codec accepts every writer schema found there.
+
+With a schema registry, records may instead use the Confluent wire format (``00`` + 4-byte schema
+id, see ``streams/wire.py``); both framings are read from the same topic, told apart by the first
+byte. The codec does no I/O: writer schemas named by id are handed to it (``schema_ids.learn``) by
+whoever fetched them from the registry (``streams/registry.py``), and resolved to the current
+reader schema exactly like the fingerprinted ones.
 """
 
 from __future__ import annotations
@@ -17,18 +23,40 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint, load_schema_ordered, parse_schema, to_parsing_canonical_form
 
-from streams.events import InvalidEvent, Reason, ScanEvent, datetime_to_ms, from_record, to_record, validate
+from streams.events import (
+    InvalidEvent,
+    Reason,
+    ScanEvent,
+    datetime_to_ms,
+    from_record,
+    shown,
+    to_record,
+    validate,
+)
 from streams.topology import Source
 from streams.windows import ClosedWindow
+from streams.wire import (
+    CONFLUENT_HEADER_SIZE,
+    CONFLUENT_MAGIC,
+    MAX_SCHEMA_ID,
+    SINGLE_OBJECT_HEADER_SIZE,
+    SINGLE_OBJECT_MARKER,
+    confluent_header,
+    confluent_ids,
+    confluent_schema_id,
+)
 
-MAGIC = b"\xc3\x01"
-HEADER_SIZE = len(MAGIC) + 8
+MAGIC = SINGLE_OBJECT_MARKER
+HEADER_SIZE = SINGLE_OBJECT_HEADER_SIZE
 HEADER_SCHEMA_FILE = "scan_header.avsc"
+NOT_FRAMED = "neither Avro single-object encoding (C3 01) nor the Confluent wire format (00)"
+
+T = TypeVar("T")
 
 
 def schema_dir() -> Path:
@@ -60,11 +88,73 @@ def load_source_schema(source: Source, directory: Path | None = None) -> dict[st
     return parsed
 
 
+def registry_text(schema: dict[str, Any]) -> str:
+    """A parsed schema as the JSON text to register (fastavro's private keys left out)."""
+    return json.dumps({k: v for k, v in schema.items() if not k.startswith("__")}, separators=(",", ":"))
+
+
 @dataclass(frozen=True)
-class _Writer:
-    source: Source
+class _Writer(Generic[T]):
+    source: T  # what the writer schema is the schema of (a Source for scans)
     schema: dict[str, Any]
     reader: dict[str, Any] | None  # None when the writer is the current schema: no resolution needed
+
+
+class SchemaIds(Generic[T]):
+    """Writer schemas named by registry id, each matched to one of our reader schemas by record name.
+
+    Filled from outside (the registry client fetches, this class only parses), so decoding stays
+    pure and a record never waits for I/O: an id the registry does not know is remembered as such
+    and its records are rejected as ``unknown_schema_id``.
+    """
+
+    def __init__(self, readers: Mapping[str, tuple[T, dict[str, Any]]], what: str) -> None:
+        self._readers = readers  # full record name → (what it is, current reader schema)
+        self._what = what
+        self._known: dict[int, _Writer[T] | tuple[Reason, str]] = {}  # a writer, or why its records are rejected
+
+    def unknown(self, values: Iterable[bytes | None]) -> set[int]:
+        """Ids named by Confluent-framed ``values`` that were never learned (to fetch, once each)."""
+        return {i for i in confluent_ids(values) if i not in self._known}
+
+    def learn(self, schema_id: int, text: str | None, schema_type: str = "AVRO") -> None:
+        """Record what the registry said about ``schema_id``: its schema text, or None (no such id)."""
+        self._known[schema_id] = self._writer(schema_id, text, schema_type)
+
+    def _writer(self, schema_id: int, text: str | None, schema_type: str) -> _Writer[T] | tuple[Reason, str]:
+        if text is None:
+            return Reason.UNKNOWN_SCHEMA_ID, f"the schema registry has no schema with id {schema_id}"
+        if schema_type.upper() != "AVRO":
+            return Reason.UNKNOWN_SCHEMA, f"schema id {schema_id} is a {schema_type} schema, not Avro"
+        try:
+            parsed = parse_schema(json.loads(text))
+        except Exception as exc:  # noqa: BLE001 - whatever a registry holds, a reason rather than a crash
+            return Reason.UNKNOWN_SCHEMA, f"schema id {schema_id} is not valid Avro: {exc}"[:300]
+        name = parsed.get("name") if isinstance(parsed, dict) else None
+        known = self._readers.get(str(name))
+        if not isinstance(parsed, dict) or known is None:
+            return Reason.UNKNOWN_SCHEMA, f"schema id {schema_id} is {shown(name)}, not a parcelflow {self._what}"
+        tag, reader = known
+        same = to_parsing_canonical_form(parsed) == to_parsing_canonical_form(reader)
+        return _Writer(tag, parsed, None if same else reader)
+
+    def writer(self, data: bytes) -> _Writer[T]:
+        """The writer schema of a Confluent-framed record; raises InvalidEvent with the reason."""
+        schema_id = confluent_schema_id(data)
+        if schema_id is None:
+            raise InvalidEvent(Reason.UNDECODABLE, f"Confluent wire format, but only {len(data)} bytes")
+        if schema_id > MAX_SCHEMA_ID:
+            raise InvalidEvent(Reason.UNDECODABLE, f"not the Confluent wire format: no registry has an id {schema_id}")
+        found = self._known.get(schema_id)
+        if found is None:
+            raise InvalidEvent(
+                Reason.UNDECODABLE,
+                f"Confluent wire format (schema id {schema_id}) and no schema registry is configured "
+                "(PARCELFLOW_SCHEMA_REGISTRY_URL)",
+            )
+        if isinstance(found, tuple):
+            raise InvalidEvent(*found)
+        return found
 
 
 class Codec:
@@ -73,7 +163,10 @@ class Codec:
     def __init__(self, directory: Path | None = None, older_writers: Iterable[tuple[Source, dict[str, Any]]] = ()):
         self.readers: dict[Source, dict[str, Any]] = {s: load_source_schema(s, directory) for s in Source}
         self._prefix: dict[Source, bytes] = {}
-        self._writers: dict[bytes, _Writer] = {}
+        self._writers: dict[bytes, _Writer[Source]] = {}
+        self.schema_ids: SchemaIds[Source] = SchemaIds(
+            {str(schema["name"]): (source, schema) for source, schema in self.readers.items()}, "scan"
+        )
         for source, schema in self.readers.items():
             fp = schema_fingerprint(schema)
             self._prefix[source] = MAGIC + fp
@@ -90,8 +183,17 @@ class Codec:
             self._writers[fp] = _Writer(source, parsed, self.readers[source])
         return fp
 
+    def write_schema_ids(self, ids: Mapping[Source, int]) -> None:
+        """From now on, write these sources' records in the Confluent wire format with these registry ids."""
+        for source, schema_id in ids.items():
+            self._prefix[source] = confluent_header(schema_id)
+            self.schema_ids.learn(schema_id, registry_text(self.readers[source]))
+
     def encode_record(self, source: Source, record: Mapping[str, Any], schema: dict[str, Any] | None = None) -> bytes:
-        """Avro record → single-object bytes, written with ``schema`` (default: the current one)."""
+        """Avro record → bytes written with ``schema`` (default: the current one, framed as configured).
+
+        An explicit ``schema`` (an older or newer version, in tests) is always single-object framed.
+        """
         buf = io.BytesIO()
         if schema is None:
             buf.write(self._prefix[source])
@@ -106,14 +208,22 @@ class Codec:
         return self.encode_record(event.source, to_record(event))
 
     def decode_record(self, data: bytes) -> tuple[Source, dict[str, Any]]:
-        """Single-object bytes → (source, record read with the current schema); raises InvalidEvent."""
-        if len(data) < HEADER_SIZE or data[:2] != MAGIC:
-            raise InvalidEvent(Reason.UNDECODABLE, "not Avro single-object encoding (bad marker or too short)")
-        writer = self._writers.get(data[2:HEADER_SIZE])
-        if writer is None:
-            raise InvalidEvent(Reason.UNKNOWN_SCHEMA, f"unknown writer schema fingerprint {data[2:HEADER_SIZE].hex()}")
+        """Single-object or Confluent bytes → (source, record read with the current schema); raises InvalidEvent."""
+        if data[:2] == MAGIC:
+            if len(data) < HEADER_SIZE:
+                raise InvalidEvent(Reason.UNDECODABLE, f"Avro single-object encoding, but only {len(data)} bytes")
+            found = self._writers.get(data[2:HEADER_SIZE])
+            if found is None:
+                raise InvalidEvent(
+                    Reason.UNKNOWN_SCHEMA, f"unknown writer schema fingerprint {data[2:HEADER_SIZE].hex()}"
+                )
+            writer, start = found, HEADER_SIZE
+        elif data[:1] == CONFLUENT_MAGIC:
+            writer, start = self.schema_ids.writer(data), CONFLUENT_HEADER_SIZE
+        else:
+            raise InvalidEvent(Reason.UNDECODABLE, NOT_FRAMED)
         body = io.BytesIO(data)
-        body.seek(HEADER_SIZE)
+        body.seek(start)
         try:
             record = schemaless_reader(body, writer.schema, writer.reader)
         except Exception as exc:  # fastavro raises EOFError, ValueError, UnicodeDecodeError, ...
@@ -134,13 +244,20 @@ class Codec:
 
 
 class ThroughputCodec:
-    """Single-object Avro encoding of closed windows (``schemas/throughput.avsc``)."""
+    """Avro encoding of closed windows (``schemas/throughput.avsc``): single-object, or Confluent with a registry."""
 
     def __init__(self, directory: Path | None = None) -> None:
         parsed = parse_schema(json.loads(((directory or schema_dir()) / "throughput.avsc").read_text(encoding="utf-8")))
         assert isinstance(parsed, dict)
         self.schema = parsed
-        self._prefix = MAGIC + schema_fingerprint(parsed)
+        self._single_object = MAGIC + schema_fingerprint(parsed)
+        self._prefix = self._single_object
+        self.schema_ids: SchemaIds[None] = SchemaIds({str(parsed["name"]): (None, parsed)}, "throughput")
+
+    def write_schema_id(self, schema_id: int) -> None:
+        """From now on, write windows in the Confluent wire format with this registry id."""
+        self._prefix = confluent_header(schema_id)
+        self.schema_ids.learn(schema_id, registry_text(self.schema))
 
     def encode(self, window: ClosedWindow) -> bytes:
         """Closed window → bytes."""
@@ -162,18 +279,23 @@ class ThroughputCodec:
         return buf.getvalue()
 
     def decode(self, data: bytes) -> ClosedWindow:
-        """Bytes → closed window (raises InvalidEvent for foreign bytes)."""
-        if data[: len(self._prefix)] != self._prefix:
+        """Bytes (either framing) → closed window (raises InvalidEvent for foreign bytes)."""
+        if data[: len(self._single_object)] == self._single_object:
+            writer, reader, start = self.schema, None, len(self._single_object)
+        elif data[:1] == CONFLUENT_MAGIC:
+            found = self.schema_ids.writer(data)
+            writer, reader, start = found.schema, found.reader, CONFLUENT_HEADER_SIZE
+        else:
             raise InvalidEvent(Reason.UNKNOWN_SCHEMA, "not a parcelflow throughput record")
         body = io.BytesIO(data)
-        body.seek(len(self._prefix))
-        record = schemaless_reader(body, self.schema, None)
+        body.seek(start)
+        record = schemaless_reader(body, writer, reader)
         assert isinstance(record, dict)
-        start = record["window_start"]
+        start_ms = record["window_start"]
         return ClosedWindow(
             hub=record["hub"],
             flow=record["flow"],
-            start_ms=datetime_to_ms(start) if isinstance(start, datetime) else int(start),
+            start_ms=datetime_to_ms(start_ms) if isinstance(start_ms, datetime) else int(start_ms),
             size_ms=record["window_seconds"] * 1000,
             parcels=record["parcels"],
             grams=record["grams"],

@@ -18,6 +18,9 @@ _MS = timedelta(milliseconds=1)
 MIN_EVENT_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: nothing older is a real scan
 MAX_EVENT_TIME_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 MAX_WEIGHT_GRAMS = 100_000  # a parcel over 100 kg is freight, not an e-commerce parcel
+MAX_TEXT_LENGTH = 128
+"""Longest id, read point or code a scan may carry (characters). Real ones are under 40; the bound
+keeps one scanner's garbage (a 900 KB parcel id) from reaching state keys and internal records."""
 
 EVENT_TYPES: dict[str, Source] = {
     "FLIGHT_ARRIVED": Source.FLIGHT,
@@ -88,6 +91,7 @@ class Reason(StrEnum):
 
     UNDECODABLE = "undecodable"
     UNKNOWN_SCHEMA = "unknown_schema"
+    UNKNOWN_SCHEMA_ID = "unknown_schema_id"  # Confluent wire format naming an id the schema registry does not have
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
     WRONG_SOURCE = "wrong_source"
     UNKNOWN_HUB = "unknown_hub"
@@ -95,6 +99,9 @@ class Reason(StrEnum):
     BAD_WEIGHT = "bad_weight"
     BAD_EVENT_TIME = "bad_event_time"
     BAD_FIELD = "bad_field"
+    FIELD_TOO_LONG = "field_too_long"
+    FUTURE_EVENT_TIME = "future_event_time"  # further ahead of processing time than the allowed clock skew
+    UNPROCESSABLE = "unprocessable"  # a processing step failed on it (a bug): dead-lettered, the stream goes on
 
 
 class InvalidEvent(ValueError):
@@ -133,7 +140,7 @@ class ScanEvent:
         try:
             return EVENT_TYPES[self.event_type]
         except KeyError:
-            raise InvalidEvent(Reason.UNKNOWN_EVENT_TYPE, f"unknown event type {self.event_type!r}") from None
+            raise InvalidEvent(Reason.UNKNOWN_EVENT_TYPE, f"unknown event type {shown(self.event_type)}") from None
 
     @property
     def event_time(self) -> datetime:
@@ -168,8 +175,26 @@ def datetime_to_ms(moment: datetime) -> int:
     return (moment - EPOCH) // _MS
 
 
+TEXT_FIELDS = tuple(
+    name for name in EVENT_FIELD_NAMES if name not in {"event_time_ms", "weight_grams", "schema_version"}
+)
+"""Every text field of a scan (ids, codes, read point, hub, event type)."""
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """``repr`` of a user value for a message, cut short: a reject reason never echoes a megabyte."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def validate(event: ScanEvent, source: Source | None = None) -> ScanEvent:
     """Return ``event`` if it is a valid scan (from ``source``, when given), else raise InvalidEvent."""
+    for name in TEXT_FIELDS:
+        value = getattr(event, name)
+        if value is not None and len(value) > MAX_TEXT_LENGTH:
+            raise InvalidEvent(
+                Reason.FIELD_TOO_LONG, f"{name} has {len(value):,} characters (at most {MAX_TEXT_LENGTH})"
+            )
     event_source = event.source
     if source is not None and event_source is not source:
         raise InvalidEvent(
@@ -179,7 +204,7 @@ def validate(event: ScanEvent, source: Source | None = None) -> ScanEvent:
     if not MIN_EVENT_TIME_MS <= event.event_time_ms < MAX_EVENT_TIME_MS:
         raise InvalidEvent(Reason.BAD_EVENT_TIME, f"event time {event.event_time_ms} ms is outside 2000–2100")
     if event.hub not in HUBS:
-        raise InvalidEvent(Reason.UNKNOWN_HUB, f"unknown hub {event.hub!r} (known: {', '.join(HUBS)})")
+        raise InvalidEvent(Reason.UNKNOWN_HUB, f"unknown hub {shown(event.hub)} (known: {', '.join(HUBS)})")
     for name in ("event_id", "read_point"):
         if not getattr(event, name):
             raise InvalidEvent(Reason.MISSING_FIELD, f"{name} is empty")
@@ -247,7 +272,7 @@ def from_record(record: Mapping[str, Any]) -> ScanEvent:
 def parse_event_time(value: object) -> int:
     """Event time from a file: ISO 8601 with a zone (``Z``/``+01:00``) or epoch milliseconds."""
     if isinstance(value, bool):
-        raise InvalidEvent(Reason.BAD_EVENT_TIME, f"event_time {value!r} is not a time")
+        raise InvalidEvent(Reason.BAD_EVENT_TIME, f"event_time {shown(value)} is not a time")
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -256,9 +281,9 @@ def parse_event_time(value: object) -> int:
         try:
             moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise InvalidEvent(Reason.BAD_EVENT_TIME, f"event_time {value!r} is not ISO 8601") from None
+            raise InvalidEvent(Reason.BAD_EVENT_TIME, f"event_time {shown(value)} is not ISO 8601") from None
         return datetime_to_ms(moment)
-    raise InvalidEvent(Reason.BAD_EVENT_TIME, f"event_time {value!r} is not a time")
+    raise InvalidEvent(Reason.BAD_EVENT_TIME, f"event_time {shown(value)} is not a time")
 
 
 _INT_TEXT = re.compile(r"^-?\d+$")
@@ -268,19 +293,25 @@ def _optional_int(name: str, value: object) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise InvalidEvent(Reason.BAD_FIELD, f"{name} must be a whole number, got {value!r}")
+        raise InvalidEvent(Reason.BAD_FIELD, f"{name} must be a whole number, got {shown(value)}")
     if isinstance(value, int):
         return value
     if isinstance(value, str) and _INT_TEXT.match(value.strip()):
         return int(value)
-    raise InvalidEvent(Reason.BAD_FIELD, f"{name} must be a whole number, got {value!r}")
+    raise InvalidEvent(Reason.BAD_FIELD, f"{name} must be a whole number, got {shown(value)}")
 
 
 def _optional_str(name: str, value: object) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise InvalidEvent(Reason.BAD_FIELD, f"{name} must be text, got {value!r}")
+        raise InvalidEvent(Reason.BAD_FIELD, f"{name} must be text, got {shown(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from "\ud800" in JSON
+        raise InvalidEvent(
+            Reason.BAD_FIELD, f"{name} is not valid Unicode text ({exc.reason} at {exc.start})"
+        ) from None
     return value
 
 
@@ -293,17 +324,17 @@ def from_mapping(row: Mapping[str, object]) -> ScanEvent:
     """A flat row from JSON Lines or CSV → a validated ScanEvent (raises InvalidEvent)."""
     unknown = set(row) - set(EVENT_FIELD_NAMES) - {"event_time", "source"}
     if unknown:
-        raise InvalidEvent(Reason.BAD_FIELD, f"unknown field(s): {', '.join(sorted(unknown))}")
+        raise InvalidEvent(Reason.BAD_FIELD, f"unknown field(s): {shown(', '.join(sorted(unknown)), 80)}")
     for name in ("event_time", "hub", "read_point", "event_type"):
         if row.get(name) in (None, ""):
             raise InvalidEvent(Reason.MISSING_FIELD, f"{name} is missing")
     event_type = _optional_str("event_type", row["event_type"])
     if event_type not in EVENT_TYPES:
-        raise InvalidEvent(Reason.UNKNOWN_EVENT_TYPE, f"unknown event type {event_type!r}")
+        raise InvalidEvent(Reason.UNKNOWN_EVENT_TYPE, f"unknown event type {shown(event_type)}")
     declared = row.get("source")
     if declared not in (None, "") and declared != EVENT_TYPES[event_type].value:
         raise InvalidEvent(
-            Reason.WRONG_SOURCE, f"{event_type} is a {EVENT_TYPES[event_type].value} event, not {declared!r}"
+            Reason.WRONG_SOURCE, f"{event_type} is a {EVENT_TYPES[event_type].value} event, not {shown(declared)}"
         )
     values: dict[str, Any] = {name: _optional_str(name, row.get(name)) for name in _STRING_FIELDS}
     values["event_time_ms"] = parse_event_time(row["event_time"])

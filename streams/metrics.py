@@ -65,6 +65,7 @@ class Metrics:
     backlog: Gauge
     expired_visits: Counter
     consumer_lag: Gauge
+    worker_ready: Gauge
     last_window_start: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @classmethod
@@ -144,8 +145,9 @@ class Metrics:
             ),
             duplicates=Counter(
                 "parcelflow_duplicate_events",
-                "Re-delivered scans (after a crash or rebalance) recognised by offset and skipped.",
-                ["hub"],
+                "Parcel scans counted once although seen again: kind=redelivery (same offset, after a crash or "
+                "rebalance), kind=event_id (same event id for the parcel's visit: a retransmission).",
+                ["hub", "kind"],
                 registry=registry,
             ),
             windows_emitted=Counter(
@@ -183,6 +185,11 @@ class Metrics:
                 "parcelflow_consumer_lag_messages",
                 "Records in a source topic not yet processed by this worker (its assigned partitions).",
                 ["source"],
+                registry=registry,
+            ),
+            worker_ready=Gauge(
+                "parcelflow_worker_ready",
+                "1 while the worker runs (heartbeat recent, no agent or timer failed), else 0; as /ready says.",
                 registry=registry,
             ),
         )
@@ -238,7 +245,9 @@ class Metrics:
             if outcome in (Outcome.LATE, Outcome.EXPIRED):
                 self.late.labels(hub, flow).inc(count)
             elif outcome is Outcome.DUPLICATE:
-                self.duplicates.labels(hub).inc(count)
+                self.duplicates.labels(hub, "redelivery").inc(count)
+        for hub, count in result.repeated.items():
+            self.duplicates.labels(hub, "event_id").inc(count)
         for window in result.closed:
             self.windows_emitted.labels(window.hub, window.flow).inc()
             if window.revision > 1:

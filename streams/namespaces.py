@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from streams.durations import UNLIMITED
 from streams.processes import stop_processes
 from streams.settings import Settings
 
@@ -49,7 +50,13 @@ class Namespace:
     def settings(self, base: Settings, partitions: int) -> Settings:
         """Settings of the namespace's workers and topics."""
         return base.with_overrides(
-            topic_prefix=self.prefix, app_id=self.app_id, namespace=self.name, partitions=partitions
+            topic_prefix=self.prefix,
+            app_id=self.app_id,
+            namespace=self.name,
+            partitions=partitions,
+            # Replayed history keeps its original (old) timestamps: no time retention for the
+            # namespace's lifetime. `replay clean` deletes it.
+            source_retention_ms=UNLIMITED,
         )
 
     def owned_topic_prefixes(self) -> list[str]:
@@ -98,10 +105,14 @@ class WorkerGroup:
                 "PARCELFLOW_APP_ID": self.settings.app_id,
                 "PARCELFLOW_NAMESPACE": self.settings.namespace,
                 "PARCELFLOW_PARTITIONS": str(self.settings.partitions),
+                "PARCELFLOW_SOURCE_RETENTION": str(self.settings.source_retention_ms),
+                "PARCELFLOW_PURGE_INTERVAL_SECONDS": str(self.settings.purge_interval_seconds),
                 "PARCELFLOW_METRICS_PORT": str(port),
                 "PARCELFLOW_METRICS_HOST": self.settings.metrics_host,
                 "PARCELFLOW_DATA_DIR": str(self.settings.data_dir / f"worker-{port}"),
             }
+            if self.settings.schema_registry_url is not None:  # also when given as --schema-registry
+                env["PARCELFLOW_SCHEMA_REGISTRY_URL"] = self.settings.schema_registry_url
             with (self.log_dir / f"worker-{port}.log").open("wb") as log:
                 self.processes.append(
                     subprocess.Popen(

@@ -7,13 +7,14 @@ scan would cost more than everything else the worker does with it.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass
 
 from streams.events import EVENT_TYPES, FLOW_OF_EVENT_TYPE, ScanEvent
 from streams.topology import Source
 
-_LAYOUT = struct.Struct(">3sBqiBHq")
+_LAYOUT = struct.Struct(">3sBqiBHqQ")
 _LENGTH = struct.Struct(">H")
 _TYPES = tuple(EVENT_TYPES)
 _TYPE_INDEX = {name: i for i, name in enumerate(_TYPES)}
@@ -37,6 +38,7 @@ class Observation:
     partition: int
     offset: int
     parcel_id: str
+    event_key: int = 0  # 64-bit fingerprint of the event id (0: unknown, never a duplicate)
 
     @property
     def source_partition(self) -> str:
@@ -54,11 +56,25 @@ class Observation:
         return _OUTBOUND_BY_INDEX[_TYPE_INDEX[self.event_type]]
 
 
+def event_key(event_id: str) -> int:
+    """Stable 64-bit fingerprint of an event id (never 0): what a visit remembers to count a scan once."""
+    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") or 1
+
+
 def observe(event: ScanEvent, source: Source, partition: int, offset: int) -> Observation:
     """Observation of a parcel scan read at ``source`` partition/offset."""
     assert event.parcel_id is not None and event.weight_grams is not None
     return Observation(
-        event.hub, event.event_type, event.event_time_ms, event.weight_grams, source, partition, offset, event.parcel_id
+        event.hub,
+        event.event_type,
+        event.event_time_ms,
+        event.weight_grams,
+        source,
+        partition,
+        offset,
+        event.parcel_id,
+        event_key(event.event_id),
     )
 
 
@@ -72,13 +88,14 @@ def encode(obs: Observation) -> bytes:
         _SOURCE_INDEX[obs.source],
         obs.partition,
         obs.offset,
+        obs.event_key,
     )
     return head + obs.parcel_id.encode()
 
 
 def decode(data: bytes) -> Observation:
     """Inverse of :func:`encode`."""
-    hub, type_index, event_time_ms, grams, source_index, partition, offset = _LAYOUT.unpack_from(data)
+    hub, type_index, event_time_ms, grams, source_index, partition, offset, key = _LAYOUT.unpack_from(data)
     return Observation(
         hub.decode(),
         _TYPES[type_index],
@@ -88,14 +105,19 @@ def decode(data: bytes) -> Observation:
         partition,
         offset,
         data[_LAYOUT.size :].decode(),
+        key,
     )
 
 
 def encode_batch(observations: list[Observation]) -> bytes:
     """Many observations → one record value (each length-prefixed, order kept)."""
+    return join_batch([encode(obs) for obs in observations])
+
+
+def join_batch(encoded: list[bytes]) -> bytes:
+    """Observations already encoded (one by one, so a failure is one record's) → one record value."""
     parts = []
-    for obs in observations:
-        data = encode(obs)
+    for data in encoded:
         parts.append(_LENGTH.pack(len(data)))
         parts.append(data)
     return b"".join(parts)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.archive import ArchiveError, archived_files, read_file
 from streams.codec import Codec
+from streams.events import InvalidEvent
 from streams.pacing import Pacer
+from streams.registry import WriterSchemas
 from streams.topology import Source, Topics
 
 
@@ -36,6 +38,29 @@ class ReplayRecord:
 def merge_partitions(streams: Iterable[Iterator[ReplayRecord]]) -> Iterator[ReplayRecord]:
     """Interleave partitions by timestamp without reordering any one of them."""
     return heapq.merge(*streams, key=lambda r: r.timestamp_ms)
+
+
+class Reframer:
+    """Re-encodes replayed records with a codec that writes the namespace's registered schemas (Confluent framing).
+
+    A record that does not decode, or sits on another source's topic, is republished unchanged:
+    the namespace's workers then dead-letter it for the same reason as live did.
+    """
+
+    def __init__(self, codec: Codec, schemas: WriterSchemas) -> None:
+        self.codec = codec
+        self.schemas = schemas
+
+    async def __call__(self, record: ReplayRecord) -> bytes:
+        """The bytes to republish for ``record``."""
+        await self.schemas.prepare(self.codec.schema_ids, [record.value])  # at once for an id already known
+        try:
+            source, event = self.codec.decode_record(record.value)
+        except InvalidEvent:
+            return record.value
+        if source is not record.source:
+            return record.value
+        return self.codec.encode_record(source, event)
 
 
 @dataclass
@@ -182,8 +207,12 @@ async def republish(
     speed: float | None,
     on_progress: Callable[[ReplayStats], None] | None = None,
     on_sent: Callable[[ReplayRecord, float], None] | None = None,
+    reframe: Callable[[ReplayRecord], Awaitable[bytes]] | None = None,
 ) -> ReplayStats:
-    """Send records to the target namespace's source topics, same partition, original timestamp."""
+    """Send records to the target namespace's source topics, same partition, original timestamp.
+
+    With ``reframe``, each record's bytes are what it returns (the Confluent framing of a registry).
+    """
     from aiokafka import AIOKafkaProducer
 
     topics = Topics(target_prefix)
@@ -206,7 +235,7 @@ async def republish(
             pending.append(
                 await producer.send(
                     topics.source(record.source),
-                    value=record.value,
+                    value=record.value if reframe is None else await reframe(record),
                     key=record.key,
                     partition=record.partition,
                     timestamp_ms=record.timestamp_ms,

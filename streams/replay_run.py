@@ -9,15 +9,28 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress
+from rich.text import Text
 
 from streams.admin import delete_topics, ensure_topics, group_caught_up, list_topics, partitions_of
 from streams.archive import ArchiveError, archived_files
-from streams.codec import Codec
 from streams.events import ms_to_datetime
+from streams.health import Health
 from streams.namespaces import Namespace, WorkerGroup, names_in, targets_file, write_targets
-from streams.replay import ReplayErrors, ReplayRecord, ReplayStats, archive_records, republish, topic_records
+from streams.registry import WriterSchemas, confluent_codec
+from streams.replay import (
+    Reframer,
+    ReplayErrors,
+    ReplayRecord,
+    ReplayStats,
+    archive_records,
+    republish,
+    topic_records,
+)
 from streams.settings import Settings
 from streams.topology import Topics
+
+REGISTRY_ATTEMPTS = 4
+"""A replay is a command: after this many tries (~4 s) an unreachable registry ends it with one line."""
 
 
 class ReplayFailed(ValueError):
@@ -65,6 +78,11 @@ def run_replay(
             raise ReplayFailed(f"no source topics with prefix {source_prefix!r}")
     target = namespace.settings(settings, max(partitions, settings.partitions))
     asyncio.run(ensure_topics(target))
+    # With a registry, the namespace's subjects are registered and records written in the Confluent format.
+    codec = confluent_codec(settings, target.topic_prefix)
+    reframe = None
+    if archive_dir is None and settings.schema_registry_url is not None:
+        reframe = Reframer(codec, WriterSchemas.from_settings(settings, Health(), attempts=REGISTRY_ATTEMPTS))
     group = WorkerGroup(target, workers, metrics_port, settings.data_dir / namespace.app_id / "logs")
     targets = targets_file(settings.targets_dir, namespace)
     errors = ReplayErrors()
@@ -88,16 +106,18 @@ def run_replay(
 
         records: Iterator[ReplayRecord] | AsyncIterator[ReplayRecord]
         if archive_dir is not None:
-            records = archive_records(archive_dir, Codec(), from_ms, to_ms, on_error, errors)
+            records = archive_records(archive_dir, codec, from_ms, to_ms, on_error, errors)
         else:
             records = topic_records(settings.bootstrap, source_prefix, from_ms, to_ms)
         try:
-            stats = asyncio.run(republish(records, settings.bootstrap, target.topic_prefix, speed, on_progress))
+            stats = asyncio.run(
+                republish(records, settings.bootstrap, target.topic_prefix, speed, on_progress, reframe=reframe)
+            )
         except ArchiveError as exc:
             raise ReplayFailed(f"{exc} (use --on-error skip to replay the rest)") from None
         for problem in errors.files:
             if console is not None:
-                console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+                console.print(Text.assemble(("skipped ", "yellow"), problem), highlight=False)
         if workers:
             _wait_for_workers(target, group, catch_up_timeout)
         if console is not None:
@@ -105,6 +125,7 @@ def run_replay(
                 f"replay {name}: {stats.records} events republished to {target.topic_prefix}.scans.*"
                 + (f" and aggregated into {Topics(target.topic_prefix).throughput}" if workers else ""),
                 highlight=False,
+                markup=False,
             )
         return stats
     finally:

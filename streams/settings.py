@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from streams.durations import UNLIMITED, DurationError, parse_retention
+
 
 class SettingsError(ValueError):
     """A ``PARCELFLOW_*`` variable has a value the pipeline cannot use."""
@@ -20,6 +22,26 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _retention(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return parse_retention(raw)
+    except DurationError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+
+
+def registry_url(raw: str | None, name: str = "PARCELFLOW_SCHEMA_REGISTRY_URL") -> str | None:
+    """A schema registry URL as given (None when empty), without a trailing slash; refused unless http(s)."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    return raw.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -41,6 +63,22 @@ class Settings:
     session_timeout_seconds: int = 10
     targets_dir: Path = Path(".parcelflow/prometheus-targets")
     store: str = "rocksdb://"
+    # Time retention (retention.ms) of the source topics that parcelflow creates. Kafka deletes by
+    # record timestamp, and ours is the event time: with a finite retention, history older than it
+    # (a backlog, last month's file) would be deleted as soon as it arrives. Unlimited by default;
+    # an operator who wants a bound sets one (and archives what must outlive it).
+    source_retention_ms: int = UNLIMITED
+    # How often a worker deletes the by-hub records its group has committed (Kafka Streams purges
+    # its repartition topics the same way, every 30 s by default).
+    purge_interval_seconds: int = 30
+    # A scan stamped further ahead of processing time is dead-lettered (future_event_time): one wrong
+    # scanner clock must not move its hub's watermark. One hour, as Kafka's own
+    # log.message.timestamp.after.max.ms.
+    max_future_seconds: int = 3600
+    # Confluent-compatible schema registry (e.g. Apicurio's …/apis/ccompat/v7). When set, everything
+    # parcelflow writes uses the Confluent wire format with registered schemas; the worker reads both
+    # framings whatever it is set to (a Confluent record needs it to be decoded).
+    schema_registry_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +101,10 @@ class Settings:
             session_timeout_seconds=_int(env, "PARCELFLOW_SESSION_TIMEOUT_SECONDS", default.session_timeout_seconds),
             targets_dir=Path(env.get("PARCELFLOW_TARGETS_DIR") or default.targets_dir),
             store=env.get("PARCELFLOW_STORE") or default.store,
+            source_retention_ms=_retention(env, "PARCELFLOW_SOURCE_RETENTION", default.source_retention_ms),
+            purge_interval_seconds=_int(env, "PARCELFLOW_PURGE_INTERVAL_SECONDS", default.purge_interval_seconds),
+            max_future_seconds=_int(env, "PARCELFLOW_MAX_FUTURE_SECONDS", default.max_future_seconds),
+            schema_registry_url=registry_url(env.get("PARCELFLOW_SCHEMA_REGISTRY_URL")),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -113,6 +113,11 @@ class HubWindows:
         marks = [m[0] for p, m in self.partitions.items() if p in active]
         return min(watermark, min(marks) - limits.grace_ms) if marks else watermark
 
+    def redelivered(self, source: str, offset: int) -> bool:
+        """Whether the record at ``offset`` of ``source`` was already applied (re-delivery after a crash)."""
+        mark = self.partitions.get(source)
+        return mark is not None and offset <= mark[1]
+
     def apply(
         self, flow: str, event_time_ms: int, grams: int, source: str, offset: int, limits: WindowLimits
     ) -> Outcome:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import faust
-from prometheus_client import CollectorRegistry, disable_created_metrics, start_http_server
+from prometheus_client import CollectorRegistry, disable_created_metrics
 from rich.console import Console
 
 from streams.admin import ensure_topics
 from streams.app import build_app
+from streams.health import Health, serve
 from streams.settings import Settings
 
 
@@ -20,11 +21,13 @@ def run_worker(settings: Settings, console: Console) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series only add noise to every dashboard query
     registry = CollectorRegistry()
-    app, _metrics = build_app(settings, registry)
-    start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    health = Health()
+    app, _metrics = build_app(settings, registry, health)
+    serve(registry, health, settings.metrics_host, settings.metrics_port)
     console.print(
-        f"metrics at http://{settings.metrics_host}:{settings.metrics_port}/metrics; "
+        f"metrics at http://{settings.metrics_host}:{settings.metrics_port}/metrics (readiness: /ready); "
         f"consuming {settings.topic_prefix}.scans.* from {settings.bootstrap} (namespace {settings.namespace})",
         highlight=False,
+        markup=False,
     )
     faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,15 +20,58 @@ from streams.processes import stop_processes
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_SH = REPO / "infra" / "kafka" / "kafka.sh"
+REGISTRY_SH = REPO / "infra" / "schema-registry" / "registry.sh"
+RETENTION_CHECK_MS = 1000
+"""How often the session's broker enforces time retention (log.retention.check.interval.ms)."""
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
+def days_ago_ms(days: int) -> int:
+    """00:00 UTC ``days`` days before today: history older than any default retention, whatever today is.
+
+    Always midnight, never "now minus so many hours": the simulator's timetable repeats daily (a
+    20-minute run at 18:00 has no truck at all), so a run must start at the same time of day
+    whatever the hour the test runs at. ``PARCELFLOW_TEST_EXTRA_DAYS`` ages every such date by
+    that many days more: the suite run with 60 shows that data 60 days older than the machine's
+    clock changes nothing.
+    """
+    day_ms = 86_400_000
+    extra = int(os.environ.get("PARCELFLOW_TEST_EXTRA_DAYS", "0"))
+    return (int(time.time() * 1000) // day_ms - days - extra) * day_ms
+
+
+_handed_out: set[int] = set()
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_ports(count: int) -> int:
+    """First of ``count`` consecutive free TCP ports on 127.0.0.1, none handed out before.
+
+    Below Linux's ephemeral range (32768+): a port from there can be taken by a client
+    connection's local end between this check and the server's bind.
+    """
+    rng = random.Random()
+    for _ in range(1000):
+        first = rng.randrange(20_000, 32_000 - count)
+        ports = range(first, first + count)
+        if not _handed_out.intersection(ports) and all(_bindable(p) for p in ports):
+            _handed_out.update(ports)
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)
 
 
 def unique_name(stem: str) -> str:
@@ -35,17 +79,21 @@ def unique_name(stem: str) -> str:
     return f"t-{stem}-{uuid.uuid4().hex[:10]}"
 
 
-def cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 120):
-    """Run ``parcelflow ARGS`` as a user would, in a subprocess."""
-    return subprocess.run(
+def cli(*args: str, env: dict[str, str] | None = None, stdin: str | bytes | None = None, timeout: float = 120):
+    """Run ``parcelflow ARGS`` as a user would, in a subprocess; ``stdin`` as bytes may be in any encoding."""
+    raw = isinstance(stdin, bytes)
+    result = subprocess.run(
         [sys.executable, "-m", "streams.cli", *args],
         input=stdin,
         capture_output=True,
-        text=True,
+        text=not raw,
         env={**os.environ, **(env or {})},
         timeout=timeout,
         cwd=REPO,
     )
+    if raw:  # the output is text either way
+        result.stdout, result.stderr = result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace")
+    return result
 
 
 def scrape(port: int) -> Samples:
@@ -68,7 +116,9 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 class WorkerProcess:
     """A ``parcelflow worker`` subprocess, stopped by PID (SIGTERM, then SIGKILL)."""
 
-    def __init__(self, bootstrap: str, prefix: str, workdir: Path, app_id: str | None = None) -> None:
+    def __init__(
+        self, bootstrap: str, prefix: str, workdir: Path, app_id: str | None = None, registry: str | None = None
+    ) -> None:
         self.metrics_port = free_port()
         self.log_path = workdir / f"worker-{self.metrics_port}.log"
         self.env = {
@@ -79,7 +129,10 @@ class WorkerProcess:
             "PARCELFLOW_METRICS_PORT": str(self.metrics_port),
             "PARCELFLOW_DATA_DIR": str(workdir / f"data-{self.metrics_port}"),  # one state dir per worker
             "PARCELFLOW_PARTITIONS": "3",
+            "PARCELFLOW_PURGE_INTERVAL_SECONDS": "2",  # purge by-hub often: it must never lose a record
         }
+        if registry is not None:
+            self.env["PARCELFLOW_SCHEMA_REGISTRY_URL"] = registry
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:

@@ -18,6 +18,8 @@ from streams.network import HUBS
 from streams.topology import Source
 
 OUTBOUND = {"LOADED", "ULD_BUILDUP"}
+FIXED_START_MS = 1_795_392_000_000
+"""2026-11-23T00:00:00Z, a Monday: for pure tests of the model only, never sent to a topic."""
 
 
 @dataclass

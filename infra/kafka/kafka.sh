@@ -2,7 +2,7 @@
 # A real single-node Apache Kafka broker (KRaft, broker+controller) on 127.0.0.1, without Docker.
 #
 #   infra/kafka/kafka.sh fetch                       resolve the broker jars once (Maven, cached)
-#   infra/kafka/kafka.sh start [--dir D] [--port P] [--controller-port C]
+#   infra/kafka/kafka.sh start [--dir D] [--port P] [--controller-port C] [--config KEY=VALUE ...]
 #   infra/kafka/kafka.sh stop  [--dir D]             SIGTERM by PID, SIGKILL after 30 s
 #   infra/kafka/kafka.sh status [--dir D]
 #
@@ -20,6 +20,7 @@ libs="$cache/kafka/$version/libs"
 data_dir="$cache/kafka-data"
 port=19092
 controller_port=19093
+extra_config=()  # --config KEY=VALUE: broker properties added to (and overriding) the defaults below
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
@@ -29,6 +30,9 @@ parse_flags() {
       --dir) data_dir=$2; shift 2 ;;
       --port) port=$2; shift 2 ;;
       --controller-port) controller_port=$2; shift 2 ;;
+      --config)
+        case "$2" in *=*) ;; *) die "--config takes KEY=VALUE, got: $2" ;; esac
+        extra_config+=("$2"); shift 2 ;;
       *) die "unknown option: $1" ;;
     esac
   done
@@ -71,6 +75,9 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 PROPS
+  if [ ${#extra_config[@]} -gt 0 ]; then
+    printf '%s\n' "${extra_config[@]}" >> "$data_dir/server.properties"
+  fi
 }
 
 start() {

@@ -1,8 +1,9 @@
 """The network simulator: realistic scan events of the hub network, their ground truth, files or Kafka.
 
 from streams.simulate import SimConfig, scan_events, simulate_to_files
-for event in scan_events(SimConfig(seed=7, duration_s=3600)): ...
-simulate_to_files(SimConfig(seed=7), Path("out"), formats=("jsonl", "avro"))
+config = SimConfig(start_ms=parse_start("2026-11-23T00:00:00Z"), seed=7, duration_s=3600)
+for event in scan_events(config): ...
+simulate_to_files(config, Path("out"), formats=("jsonl", "avro"))
 """
 
 from streams.simulate.config import SimConfig

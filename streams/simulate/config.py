@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from streams import durations
 from streams.events import MAX_EVENT_TIME_MS, MIN_EVENT_TIME_MS, datetime_to_ms, ms_to_datetime
 
-DEFAULT_START = datetime(2026, 11, 23, tzinfo=UTC)
-"""A fixed Monday 00:00 UTC, so that ``--seed`` alone makes a run reproducible."""
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DAY_MS = 86_400_000
 
 
 class ConfigError(ValueError):
     """A simulation option the simulator cannot use."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SimConfig:
-    """Everything that determines a run's events: same config, same bytes."""
+    """Everything that determines a run's events: same config, same bytes.
 
+    ``start_ms`` has no default on purpose: a run is only reproducible with its start given.
+    """
+
+    start_ms: int
     seed: int = 1
-    start_ms: int = datetime_to_ms(DEFAULT_START)
     duration_s: int = 86_400
     scale: float = 1.0
     disorder: float = 0.0
@@ -72,22 +71,18 @@ class SimConfig:
 
 def parse_duration(text: str) -> int:
     """``90``, ``90s``, ``45m``, ``6h``, ``2d``, ``1h30m`` → whole seconds (positive)."""
-    compact = text.strip().lower().replace(" ", "")
-    if compact.isdigit():
-        seconds = float(compact)
-    else:
-        parts = _DURATION_PART.findall(compact)
-        if not parts or "".join(n + u for n, u in parts) != compact:
-            raise ConfigError(f"cannot read duration {text!r} (e.g. 90s, 45m, 6h, 2d, 1h30m)")
-        seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
-    if seconds < 1:
-        raise ConfigError(f"duration {text!r} is shorter than a second")
-    return int(seconds)
+    try:
+        return durations.parse_duration(text)
+    except durations.DurationError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def parse_start(text: str, now: datetime | None = None) -> int:
-    """ISO 8601 with a time zone, ``now`` (to the second), or ``now-DURATION`` (e.g. ``now-24h``) → epoch ms."""
+    """ISO 8601 with a zone, ``now``, ``now-DURATION`` (``now-24h``), ``today`` or ``yesterday`` (00:00 UTC) → ms."""
     lowered = text.strip().lower()
+    if lowered in ("today", "yesterday"):
+        midnight = datetime_to_ms(now or datetime.now(UTC)) // _DAY_MS * _DAY_MS
+        return midnight - (_DAY_MS if lowered == "yesterday" else 0)
     if lowered == "now" or lowered.startswith("now-"):
         moment = (now or datetime.now(UTC)).replace(microsecond=0)
         back = parse_duration(lowered[4:]) if lowered.startswith("now-") else 0
@@ -95,7 +90,10 @@ def parse_start(text: str, now: datetime | None = None) -> int:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigError(f"start {text!r} is not ISO 8601 (e.g. 2026-11-23T00:00:00Z) or 'now'") from None
+        raise ConfigError(
+            f"start {text!r}: use ISO 8601 with a zone (e.g. 2026-11-23T00:00:00Z), 'now', 'now-24h', "
+            "'today' or 'yesterday'"
+        ) from None
     if moment.tzinfo is None:
         raise ConfigError(f"start {text!r} needs a time zone (e.g. a trailing Z)")
     return datetime_to_ms(moment)

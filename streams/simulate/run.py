@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ class RunResult:
     late_dropped: int
     files: list[Path]
     truth_path: Path | None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def records_per_s(self) -> float:
@@ -224,7 +225,9 @@ async def simulate_to_kafka(
     """Send a run's events to the source topics of ``settings`` (and files, if asked); write the truth."""
     sinks = file_sinks(config, directory, formats) if directory is not None else []
     async with Publisher(settings) as publisher:
-        return await run_async(config, KafkaSink(publisher), sinks, speed, truth_path, on_progress)
+        result = await run_async(config, KafkaSink(publisher), sinks, speed, truth_path, on_progress)
+        result.warnings.extend(publisher.retention_warnings())
+        return result
 
 
 def write_truth(path: Path, truth: dict[str, Any]) -> None:

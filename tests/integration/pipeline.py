@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -15,8 +15,10 @@ from streams.codec import ThroughputCodec
 from streams.events import from_mapping
 from streams.publish import Publisher
 from streams.settings import Settings
-from streams.windows import ClosedWindow
-from tests.helpers import Samples
+from streams.topology import Topics
+from streams.windows import MINUTE_MS, ClosedWindow, totals
+from tests.helpers import Samples, WorkerProcess, wait_for
+from tests.integration.flows import Flows
 
 
 def publish_rows(settings: Settings, rows: Iterable[dict[str, object]]) -> int:
@@ -25,6 +27,17 @@ def publish_rows(settings: Settings, rows: Iterable[dict[str, object]]) -> int:
             return await publisher.publish(from_mapping(row) for row in rows)
 
     return asyncio.run(run())
+
+
+def wait_consumed(bootstrap: str, prefix: str, worker: WorkerProcess, timeout: float = 240) -> None:
+    """Wait until the pipeline's group (app id = prefix) committed every source and by-hub record."""
+    topics = [*Topics(prefix).sources, Topics(prefix).by_hub(prefix)]
+    wait_for(
+        lambda: group_done(bootstrap, prefix, topics),
+        timeout=timeout,
+        what="the worker to commit every record",
+        proc=worker,
+    )
 
 
 def group_done(bootstrap: str, group: str, topics: list[str]) -> bool:
@@ -65,10 +78,28 @@ def read_all(bootstrap: str, topics: list[str], at_least: int = 0, timeout: floa
     return asyncio.run(_read_all(bootstrap, topics, at_least, timeout))
 
 
-def read_windows(bootstrap: str, topic: str) -> list[ClosedWindow]:
-    """Every record of the throughput topic, in order."""
-    codec = ThroughputCodec()
-    return [codec.decode(r.value) for r in read_all(bootstrap, [topic])]
+def read_windows(
+    bootstrap: str, topic: str, decode: Callable[[bytes], ClosedWindow] | None = None
+) -> list[ClosedWindow]:
+    """Every record of the throughput topic, in order (decoded by ``decode``, default our single-object codec)."""
+    decode = decode or ThroughputCodec().decode
+    return [decode(r.value) for r in read_all(bootstrap, [topic])]
+
+
+def assert_windows_equal_truth(
+    bootstrap: str, throughput_topic: str, flows: Flows, decode: Callable[[bytes], ClosedWindow] | None = None
+) -> None:
+    """Every closed minute window of the run holds exactly the parcels and grams of the truth."""
+    latest = totals(read_windows(bootstrap, throughput_topic, decode))
+    got = {(h, f, s): v for (h, f, size, s), v in latest.items() if size == MINUTE_MS and s <= flows.end_ms}
+    want = {key: (flows.windows[key], flows.grams[key]) for key in flows.windows}
+    missing = want.keys() - got.keys()
+    extra = got.keys() - want.keys()
+    wrong = {k: (got[k], want[k]) for k in want.keys() & got.keys() if got[k] != want[k]}
+    assert not missing and not extra and not wrong, (
+        f"{len(missing)} missing, {len(extra)} extra, {len(wrong)} wrong of {len(want)} windows; "
+        f"e.g. wrong {list(wrong.items())[:3]}, missing {sorted(missing)[:3]}"
+    )
 
 
 def bucket_of(value: float, bounds: list[float]) -> int:

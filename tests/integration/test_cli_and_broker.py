@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 
 import pytest
 
@@ -10,7 +12,7 @@ from streams.codec import Codec
 from streams.events import from_mapping
 from streams.topology import Topics
 from tests.conftest import Broker
-from tests.helpers import KAFKA_SH, cli, free_port, unique_name
+from tests.helpers import KAFKA_SH, cli, days_ago_ms, free_port, unique_name
 from tests.integration.pipeline import read_all
 
 pytestmark = pytest.mark.broker
@@ -89,3 +91,32 @@ def test_publish_a_large_file_with_progress(kafka_bootstrap: str, tmp_path) -> N
     result = cli("publish", str(path), "--bootstrap", kafka_bootstrap, "--prefix", unique_name("big"))
     assert result.returncode == 2, result.stderr
     assert f"sent {len(expected.rows)}, rejected {len(expected.bad_lines)}" in result.stderr
+
+
+def test_a_line_the_broker_refuses_is_named_and_every_other_line_is_delivered(kafka_bootstrap: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    start_ms, future_ms = days_ago_ms(30), int(time.time() * 1000) + 2 * 24 * 3_600_000  # refused: > 1 h ahead
+    rows = [
+        {
+            "event_id": f"r{n}",
+            "event_time": future_ms if n == 150 else start_ms + n * 1000,
+            "hub": "LGG",
+            "read_point": "SCAN-1",
+            "event_type": "SORTED",
+            "parcel_id": f"P{n % 4}",  # few keys: the refused record shares its batch and partition with others
+            "weight_grams": 480,
+            "sorter_id": "LGG-XB1",
+        }
+        for n in range(1, 301)
+    ]
+    path = tmp_path / "scans.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    prefix = unique_name("refused")
+    result = cli("publish", str(path), "--bootstrap", kafka_bootstrap, "--prefix", prefix)
+    assert result.returncode == 2, result.stderr
+    assert f"{path}: line 150: refused: broker: InvalidTimestampError" in result.stderr
+    assert "h ahead of this machine's clock" in result.stderr
+    assert "sent 299, rejected 1" in result.stderr
+
+    records = read_all(kafka_bootstrap, list(Topics(prefix).sources), at_least=299)
+    ids = sorted(Codec().decode(r.value).event_id for r in records)  # type: ignore[attr-defined]
+    assert ids == sorted(f"r{n}" for n in range(1, 301) if n != 150)  # every other line, each once

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.admin import ensure_topics
+from streams.admin import ensure_topics, topic_retentions
 from streams.archive import ArchiveStats, archived_files, read_file, run_archiver
+from streams.durations import UNLIMITED
 from streams.network import HUBS
 from streams.replay import ReplayRecord, republish, topic_records
 from streams.replay_run import clean_namespace, namespace_sizes, run_replay
@@ -21,12 +22,16 @@ from streams.settings import Settings
 from streams.simulate import SimConfig, simulate_to_kafka
 from streams.topology import Topics
 from streams.windows import totals
-from tests.helpers import REPO, WorkerProcess, unique_name, wait_for
+from tests.helpers import REPO, WorkerProcess, days_ago_ms, free_port, free_ports, unique_name, wait_for
 from tests.integration.pipeline import group_done, publish_rows, read_windows
 
 pytestmark = pytest.mark.broker
 
-CONFIG = SimConfig(seed=5, duration_s=2 * 3600, scale=0.05, disorder=0.02, late=0.005, corrupt=0.002)
+# History from 30 days ago: older than Kafka's default 7-day retention, and the session broker checks
+# retention every second, so a namespace topic that could lose old records fails this test.
+CONFIG = SimConfig(
+    start_ms=days_ago_ms(30), seed=5, duration_s=2 * 3600, scale=0.05, disorder=0.02, late=0.005, corrupt=0.002
+)
 
 
 async def _archive_everything(bootstrap: str, prefix: str, root: Path, expected: int) -> ArchiveStats:
@@ -109,7 +114,7 @@ def test_replays_from_archive_and_from_topics_equal_live(
             speed=None,
             on_error="stop",
             workers=1,
-            metrics_port=_port(),
+            metrics_port=free_port(),
         )
         run_replay(
             settings,
@@ -121,22 +126,19 @@ def test_replays_from_archive_and_from_topics_equal_live(
             speed=None,
             on_error="stop",
             workers=2,
-            metrics_port=_port(),
+            metrics_port=free_ports(2),
         )
         for name in names:
-            replayed = totals(read_windows(kafka_bootstrap, Topics(f"replay.{name}").throughput))
+            replay = Topics(f"replay.{name}")
+            replayed = totals(read_windows(kafka_bootstrap, replay.throughput))
             assert replayed == live_windows, name
+            kept = asyncio.run(topic_retentions(settings, [*replay.sources, replay.by_hub(f"replay-{name}")]))
+            assert set(kept.values()) == {UNLIMITED} and len(kept) == 4, kept
         assert set(names) <= set(asyncio.run(namespace_sizes(settings)))
     finally:
         for name in names:
             asyncio.run(clean_namespace(settings, name))
     assert not set(names) & set(asyncio.run(namespace_sizes(settings)))
-
-
-def _port() -> int:
-    from tests.helpers import free_port
-
-    return free_port()
 
 
 def test_paced_replay_keeps_the_spacing_of_events(kafka_bootstrap: str) -> None:
@@ -181,7 +183,11 @@ def test_archiver_killed_mid_run_leaves_no_gap_and_no_duplicate(kafka_bootstrap:
     prefix = unique_name("arch")
     settings = Settings(bootstrap=kafka_bootstrap, topic_prefix=prefix, partitions=3)
     result = asyncio.run(
-        simulate_to_kafka(SimConfig(seed=9, duration_s=3 * 3600, scale=0.05), settings, tmp_path / "truth.json")
+        simulate_to_kafka(
+            SimConfig(start_ms=days_ago_ms(30), seed=9, duration_s=3 * 3600, scale=0.05),
+            settings,
+            tmp_path / "truth.json",
+        )
     )
     root = tmp_path / "archive"
     command = [

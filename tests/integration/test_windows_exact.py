@@ -10,15 +10,14 @@ import pytest
 
 from streams.settings import Settings
 from streams.topology import Topics
-from streams.windows import MINUTE_MS, totals
 from tests.helpers import WorkerProcess, scrape, total, unique_name, wait_for
 from tests.integration.flows import HUBS, Flows, closing_rows, make_flows
 from tests.integration.pipeline import (
+    assert_windows_equal_truth,
     bucket_of,
     group_done,
     histogram_quantile_bucket,
     publish_rows,
-    read_windows,
 )
 
 pytestmark = pytest.mark.broker
@@ -32,27 +31,31 @@ def _publish(bootstrap: str, prefix: str, flows: Flows) -> int:
     return publish_rows(settings, flows.rows + closing_rows(flows))
 
 
-def _wait_until_consumed(bootstrap: str, prefix: str, workers: list[WorkerProcess], timeout: float) -> None:
+FAUST_FETCH_STALLS = ("has not sent fetch request for", "stopped fetching from")
+"""Faust's log lines when its consumer stops fetching a partition after a rebalance
+(faust-streaming#175/#629; seen here about once in five SIGKILL runs on a slow machine). The worker
+then waits forever while looking alive: a supervisor would restart it, and so does this test."""
+
+
+def _wait_until_consumed(
+    bootstrap: str,
+    prefix: str,
+    workers: list[WorkerProcess],
+    timeout: float,
+    restart: Callable[[], WorkerProcess] | None = None,
+) -> None:
     topics = [*Topics(prefix).sources, Topics(prefix).by_hub(prefix)]
-    wait_for(
-        lambda: group_done(bootstrap, prefix, topics),
-        timeout=timeout,
-        what="the consumer group to commit every record",
-        proc=workers[0],
-    )
 
+    def done() -> bool:
+        for index, worker in enumerate(workers):
+            if worker.process is not None and worker.process.poll() is not None:
+                raise AssertionError(f"worker exited ({worker.process.returncode}):\n{worker.log()[-3000:]}")
+            if restart is not None and any(stall in worker.log() for stall in FAUST_FETCH_STALLS):
+                worker.stop(signal.SIGKILL)  # as a supervisor would: the state is exact either way
+                workers[index] = restart()
+        return group_done(bootstrap, prefix, topics)
 
-def _assert_windows_equal_truth(bootstrap: str, prefix: str, flows: Flows) -> None:
-    latest = totals(read_windows(bootstrap, Topics(prefix).throughput))
-    got = {(h, f, s): v for (h, f, size, s), v in latest.items() if size == MINUTE_MS and s <= flows.end_ms}
-    want = {key: (flows.windows[key], flows.grams[key]) for key in flows.windows}
-    missing = want.keys() - got.keys()
-    extra = got.keys() - want.keys()
-    wrong = {k: (got[k], want[k]) for k in want.keys() & got.keys() if got[k] != want[k]}
-    assert not missing and not extra and not wrong, (
-        f"{len(missing)} missing, {len(extra)} extra, {len(wrong)} wrong of {len(want)} windows; "
-        f"e.g. wrong {list(wrong.items())[:3]}, missing {sorted(missing)[:3]}"
-    )
+    wait_for(done, timeout=timeout, what="the consumer group to commit every record")
 
 
 def test_one_worker_windows_late_dwell_backlog(
@@ -74,7 +77,7 @@ def test_one_worker_windows_late_dwell_backlog(
     samples = scrape(worker.metrics_port)
 
     assert total(samples, "parcelflow_events_total") == sent
-    _assert_windows_equal_truth(kafka_bootstrap, prefix, flows)
+    assert_windows_equal_truth(kafka_bootstrap, Topics(prefix).throughput, flows)
     assert sum(flows.late.values()) > 20  # the run really has late events...
     for (hub, flow), count in flows.late.items():  # ...and every one is counted, none merged
         assert total(samples, "parcelflow_late_events_total", hub=hub, flow=flow) == count, (hub, flow)
@@ -110,8 +113,8 @@ def test_two_workers_equal_the_truth(
         )
         first.stop(signal.SIGKILL)
         workers = [second, start_worker(prefix)]
-    _wait_until_consumed(kafka_bootstrap, prefix, workers, timeout=400)
-    _assert_windows_equal_truth(kafka_bootstrap, prefix, flows)
+    _wait_until_consumed(kafka_bootstrap, prefix, workers, timeout=600, restart=lambda: start_worker(prefix))
+    assert_windows_equal_truth(kafka_bootstrap, Topics(prefix).throughput, flows)
     counted = sum(total(scrape(w.metrics_port), "parcelflow_events_total") for w in workers)
     if kill:
         assert counted >= sent * 0.5  # the survivors did real work after the kill

@@ -57,7 +57,7 @@ def test_the_validator_rejects_a_broken_file(tmp_path: Path) -> None:
 
 
 def test_the_stack_has_every_service_with_a_comment() -> None:
-    assert set(SERVICES) == {"kafka", "topics", "worker", "simulator", "prometheus", "grafana"}
+    assert set(SERVICES) == {"kafka", "schema-registry", "topics", "worker", "simulator", "prometheus", "grafana"}
     lines = COMPOSE.read_text().splitlines()
     for name in SERVICES:
         index = lines.index(f"  {name}:")
@@ -144,3 +144,17 @@ def test_app_services_reach_kafka_inside_the_network(service: str) -> None:
     env = SERVICES[service]["environment"]
     assert env["PARCELFLOW_BOOTSTRAP"] == "kafka:9092"
     assert "PLAINTEXT://kafka:9092" in SERVICES["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+
+
+@pytest.mark.parametrize("service", ["worker", "simulator"])
+def test_app_services_write_through_the_schema_registry_service(service: str) -> None:
+    registry = SERVICES["schema-registry"]
+    assert registry["image"] == "apicurio/apicurio-registry:3.3.3"
+    url = urlparse(SERVICES[service]["environment"]["PARCELFLOW_SCHEMA_REGISTRY_URL"])
+    assert url.hostname == "schema-registry" and url.port == 8080 and url.path == "/apis/ccompat/v7"
+    assert "schema-registry" in SERVICES[service]["depends_on"]
+    env = registry["environment"]
+    assert env["APICURIO_RULES_GLOBAL_COMPATIBILITY"] == "BACKWARD"
+    # Schemas kept in the broker the topics live in: an id never outlives, or is outlived by, its records.
+    assert env["APICURIO_STORAGE_KIND"] == "kafkasql" and env["APICURIO_KAFKASQL_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert all(port.startswith("127.0.0.1:") for port in registry["ports"])

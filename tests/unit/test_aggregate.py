@@ -3,7 +3,9 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
-from streams.aggregate import HubAggregator, Limits
+import pytest
+
+from streams.aggregate import HubAggregator, Limits, StagedStore, process_isolating_failures
 from streams.observation import Observation, decode, decode_batch, encode, encode_batch
 from streams.topology import Source
 from streams.windows import HOUR_MS, MINUTE_MS, Outcome, WindowLimits, totals
@@ -152,3 +154,71 @@ def test_old_departures_and_endless_visits_expire_once_every_partition_passed() 
     latest = agg.process(store, everyone_at(T0 + 6 * HOUR_MS, 11), now=0.0)
     assert b"SVO/STUCK" not in store.data
     assert latest.expired_visits["SVO"] == 1 and latest.backlog["SVO"] == 1  # N is still in the hub
+
+
+class PoisonedAggregator(HubAggregator):
+    """An aggregator with a bug that one parcel triggers, after the hub's earlier scans were applied."""
+
+    def _process_hub(self, store, hub, batch, now, result):  # type: ignore[no-untyped-def]
+        poisoned = [i for i, obs in enumerate(batch) if obs.parcel_id.startswith("POISON")]
+        if poisoned:
+            super()._process_hub(store, hub, batch[: poisoned[0]], now, result)  # half the batch written
+            raise OverflowError("a bug that one scan triggers")
+        super()._process_hub(store, hub, batch, now, result)
+
+
+def _two_hub_records() -> list[tuple[int, list[Observation]]]:
+    """By-hub records of LGG (applied first) and KUL; hours of scans, so the batch closes windows."""
+    lgg = [o for i in range(1, 40) for o in parcel_life(f"L{i}", "LGG", T0 + i * 60_000, i)]
+    kul = [o for i in range(1, 40) for o in parcel_life(f"K{i}", "KUL", T0 + i * 60_000, 100 + i)]
+    late = [Observation(hub, "LOADED", T0 + 3 * HOUR_MS, 1, Source.TRUCK, 1, 1, f"END-{hub}") for hub in ("LGG", "KUL")]
+    return [(0, sorted(lgg, key=lambda o: o.event_time_ms)), (1, sorted(kul, key=lambda o: o.event_time_ms) + late)]
+
+
+def test_staged_writes_reach_the_store_only_on_commit_once_per_key_in_last_write_order() -> None:
+    base = DictStore()
+    base.put(b"a", b"1")
+    base.put(b"gone", b"x")
+    base.writes.clear()
+    staged = StagedStore(base)
+    staged.put(b"HUB", b"old")
+    staged.put(b"b", b"2")
+    staged.put(b"HUB", b"new")
+    staged.delete(b"gone")
+    assert staged.get(b"HUB") == b"new" and staged.get(b"a") == b"1" and staged.get(b"gone") is None
+    assert sorted(staged.keys()) == [b"HUB", b"a", b"b"]
+    assert base.writes == [] and base.data == {b"a": b"1", b"gone": b"x"}
+    staged.commit()
+    assert base.writes == [(b"b", b"2"), (b"HUB", b"new"), (b"gone", None)]
+    assert base.data == {b"a": b"1", b"b": b"2", b"HUB": b"new"}
+
+
+def test_a_scan_that_breaks_the_aggregation_is_left_out_and_the_rest_applied_exactly_once() -> None:
+    records = _two_hub_records()
+    clean_store = DictStore()
+    clean, no_failures = process_isolating_failures(HubAggregator(), clean_store, records, now=0.0)
+    assert no_failures == [] and clean.closed
+
+    poison = Observation("KUL", "SORTED", T0 + 20 * 60_000, 7, Source.SORTER, 2, 5, "POISON-1")
+    kul = records[1][1]
+    poisoned = [records[0], (1, [*kul[:50], poison, *kul[50:]])]  # KUL's first 50 scans are applied, then it fails
+    store = DictStore()
+    result, failures = process_isolating_failures(PoisonedAggregator(), store, poisoned, now=0.0)
+
+    assert [(f.offset, f.observation, type(f.error)) for f in failures] == [(1, poison, OverflowError)]
+    assert store.data == clean_store.data  # no trace of the failed attempt, nothing lost or counted twice
+    assert totals(result.closed) == totals(clean.closed)  # LGG's windows, closed in the failed attempt too
+    assert result.outcomes == clean.outcomes and result.backlog == clean.backlog
+
+
+def test_when_the_rest_fails_too_the_error_is_raised_and_nothing_is_written() -> None:
+    class Broken(HubAggregator):
+        def _process_hub(self, store, hub, batch, now, result):  # type: ignore[no-untyped-def]
+            super()._process_hub(store, hub, batch, now, result)
+            if hub == "KUL" and len(batch) > 1:
+                raise RuntimeError("KUL scans fail together, never alone")
+
+    store = DictStore()
+    with pytest.raises(RuntimeError, match="never alone"):
+        process_isolating_failures(Broken(), store, _two_hub_records(), now=0.0)
+    assert store.data == {} and store.writes == []

@@ -41,12 +41,29 @@ def test_starts() -> None:
     with pytest.raises(ConfigError, match="time zone"):
         parse_start("2026-11-23T00:00:00")
     with pytest.raises(ConfigError, match="ISO 8601"):
-        parse_start("yesterday")
+        parse_start("the day before")
 
 
-def test_default_start_is_fixed_so_a_seed_alone_reproduces_a_run() -> None:
-    assert SimConfig().start_iso == "2026-11-23T00:00:00Z"
-    assert SimConfig(duration_s=60).end_ms == SimConfig().start_ms + 60_000
+def test_a_config_names_its_start_so_no_run_depends_on_the_calendar() -> None:
+    with pytest.raises(TypeError, match="start_ms"):
+        SimConfig(seed=1)  # type: ignore[call-arg]
+    config = SimConfig(start_ms=parse_start("2026-11-23T00:00:00Z"), duration_s=60)
+    assert config.start_iso == "2026-11-23T00:00:00Z"
+    assert config.end_ms == config.start_ms + 60_000
+
+
+def test_day_aligned_starts() -> None:
+    now = datetime(2026, 11, 24, 0, 0, 0, 1000, tzinfo=UTC)
+    assert parse_start("today", now) == parse_start("2026-11-24T00:00:00Z")
+    assert parse_start("yesterday", now) == parse_start("2026-11-23T00:00:00Z")
+    late = datetime(2026, 11, 24, 23, 59, 59, tzinfo=UTC)
+    assert parse_start("Yesterday", late) == parse_start("yesterday", now)
+
+
+def test_the_cli_default_start_follows_the_calendar() -> None:
+    from streams.cli import SIM_START
+
+    assert parse_start(SIM_START, datetime(2027, 3, 1, 12, tzinfo=UTC)) == parse_start("2027-02-28T00:00:00Z")
 
 
 @pytest.mark.parametrize(
@@ -65,7 +82,7 @@ def test_default_start_is_fixed_so_a_seed_alone_reproduces_a_run() -> None:
 )
 def test_invalid_configs(changes: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
-        SimConfig(**changes)  # type: ignore[arg-type]
+        SimConfig(**{"start_ms": parse_start("2026-11-23T00:00:00Z"), **changes})  # type: ignore[arg-type]
 
 
 def test_start_relative_to_now() -> None:

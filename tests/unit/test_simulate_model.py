@@ -12,9 +12,9 @@ from streams.network import CITIES, CITY_BY_CODE, HUBS, cities_of
 from streams.simulate.config import SimConfig
 from streams.simulate.model import scan_events, scan_rows
 from streams.simulate.schedule import DAY_MS, FACILITIES, HOUR_MS, MINUTE_MS, cutoff_window, plan_flights
-from tests.simulation import OUTBOUND, lifecycle_violations
+from tests.simulation import FIXED_START_MS, OUTBOUND, lifecycle_violations
 
-DAY = SimConfig(seed=11, duration_s=86_400, scale=0.05)
+DAY = SimConfig(start_ms=FIXED_START_MS, seed=11, duration_s=86_400, scale=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_trucks_leave_at_their_cut_off_or_when_full(day: list[ScanEvent]) -> Non
 
 
 def test_customs_releases_hours_to_days_later() -> None:
-    config = SimConfig(seed=5, duration_s=4 * 86_400, scale=0.01)
+    config = SimConfig(start_ms=FIXED_START_MS, seed=5, duration_s=4 * 86_400, scale=0.01)
     held: dict[str, int] = {}
     waits = []
     for row in scan_rows(config):
@@ -204,6 +204,6 @@ def test_cutoff_windows(moment: str, window: tuple[str, str]) -> None:
 
 
 def test_scale_multiplies_volume() -> None:
-    small = sum(1 for _ in scan_rows(SimConfig(seed=1, duration_s=4 * 3600, scale=0.02)))
-    large = sum(1 for _ in scan_rows(SimConfig(seed=1, duration_s=4 * 3600, scale=0.06)))
+    small = sum(1 for _ in scan_rows(SimConfig(start_ms=FIXED_START_MS, seed=1, duration_s=4 * 3600, scale=0.02)))
+    large = sum(1 for _ in scan_rows(SimConfig(start_ms=FIXED_START_MS, seed=1, duration_s=4 * 3600, scale=0.06)))
     assert 2.5 <= large / small <= 3.5

@@ -15,9 +15,11 @@ from streams.simulate.render import JsonLines, corrupt_bytes, corrupt_line
 from streams.simulate.rows import to_event, to_row
 from streams.simulate.run import simulate_to_files
 from streams.topology import Source
-from tests.simulation import read_avro_dir, read_jsonl_dir
+from tests.simulation import FIXED_START_MS, read_avro_dir, read_jsonl_dir
 
-IMPAIRED = SimConfig(seed=21, duration_s=3 * 3600, scale=0.03, disorder=0.02, late=0.01, corrupt=0.005)
+IMPAIRED = SimConfig(
+    start_ms=FIXED_START_MS, seed=21, duration_s=3 * 3600, scale=0.03, disorder=0.02, late=0.01, corrupt=0.005
+)
 FILES = [f"{source.value}.{fmt}" for source in Source for fmt in ("jsonl", "avro")] + ["truth.json"]
 
 
@@ -69,7 +71,7 @@ def test_impairments_do_not_change_the_events(impaired_dir: Path) -> None:
 def test_fast_json_lines_equal_the_reference_encoding() -> None:
     lines = JsonLines()
     count = 0
-    for row in scan_rows(SimConfig(seed=4, duration_s=4 * 3600, scale=0.02)):
+    for row in scan_rows(SimConfig(start_ms=FIXED_START_MS, seed=4, duration_s=4 * 3600, scale=0.02)):
         event = validate(to_event(row))
         assert lines.line(row) == json.dumps(to_mapping(event), separators=(",", ":"))
         assert to_row(event) == row
@@ -82,7 +84,7 @@ def test_corrupt_records_never_pass_as_events() -> None:
     from streams.events import InvalidEvent, from_mapping
 
     codec, lines = Codec(), JsonLines()
-    rows = list(scan_rows(SimConfig(seed=4, duration_s=600, scale=0.05)))[:200]
+    rows = list(scan_rows(SimConfig(start_ms=FIXED_START_MS, seed=4, duration_s=600, scale=0.05)))[:200]
     for row in rows:
         for mark in range(CORRUPT, CORRUPT + 3):
             with pytest.raises(InvalidEvent):
@@ -96,6 +98,6 @@ def test_corrupt_records_never_pass_as_events() -> None:
 
 
 def test_emitter_is_a_pass_through_without_impairments() -> None:
-    config = SimConfig(seed=2, duration_s=1800, scale=0.02)
+    config = SimConfig(start_ms=FIXED_START_MS, seed=2, duration_s=1800, scale=0.02)
     rows = list(scan_rows(config))
     assert [(row[1], 0, row) for row in rows] == list(Emitter(config).stream(rows))

@@ -12,6 +12,7 @@ from streams.simulate.config import SimConfig
 from streams.simulate.run import RunProgress, run
 from streams.simulate.sinks import JsonlSink
 from tests.helpers import cli
+from tests.simulation import FIXED_START_MS
 
 
 class FakeClock:
@@ -41,7 +42,7 @@ def test_pacer_maps_simulated_to_wall_time() -> None:
 
 
 def test_a_paced_run_never_emits_ahead_of_the_wall_clock() -> None:
-    config = SimConfig(seed=2, duration_s=1800, scale=0.01)
+    config = SimConfig(start_ms=FIXED_START_MS, seed=2, duration_s=1800, scale=0.01)
     clock = FakeClock()
     emitted_at: list[tuple[float, int]] = []
 
@@ -66,7 +67,7 @@ def test_a_paced_run_never_emits_ahead_of_the_wall_clock() -> None:
 
 
 def test_an_unpaced_run_writes_files_and_the_truth(tmp_path: Path) -> None:
-    config = SimConfig(seed=2, duration_s=900, scale=0.01)
+    config = SimConfig(start_ms=FIXED_START_MS, seed=2, duration_s=900, scale=0.01)
     result = run(config, [JsonlSink(tmp_path)], truth_path=tmp_path / "t.json")
     assert result.truth == json.loads((tmp_path / "t.json").read_text())
     assert sorted(p.name for p in result.files) == ["flight.jsonl", "sorter.jsonl", "truck.jsonl"]
@@ -75,7 +76,7 @@ def test_an_unpaced_run_writes_files_and_the_truth(tmp_path: Path) -> None:
 
 
 def test_cli_simulate_writes_files_and_truth(tmp_path: Path) -> None:
-    out = tmp_path / "out"
+    out = tmp_path / "[bold]out"  # printed literally, not read as Rich markup
     result = cli(
         "simulate", "--out", str(out), "--to", "jsonl", "--to", "avro", "--duration", "30m", "--scale", "0.01",
         "--seed", "9", "--corrupt", "0.01",

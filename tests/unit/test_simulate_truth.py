@@ -14,10 +14,18 @@ from streams.simulate.disorder import CORRUPT, DISORDERED, LATE, NORMAL, Emitter
 from streams.simulate.model import scan_rows
 from streams.simulate.run import simulate_to_files
 from streams.simulate.truth import Truth, dwell_summary, nearest_rank
-from tests.simulation import read_jsonl_dir, recompute_truth
+from tests.simulation import FIXED_START_MS, read_jsonl_dir, recompute_truth
 
 CONFIG = SimConfig(
-    seed=8, duration_s=5 * 3600, scale=0.04, disorder=0.05, disorder_max_s=30, late=0.03, late_delay_s=900, corrupt=0.02
+    start_ms=FIXED_START_MS,
+    seed=8,
+    duration_s=5 * 3600,
+    scale=0.04,
+    disorder=0.05,
+    disorder_max_s=30,
+    late=0.03,
+    late_delay_s=900,
+    corrupt=0.02,
 )
 
 

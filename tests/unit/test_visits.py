@@ -12,8 +12,8 @@ T = 1_795_000_000_000
 @pytest.mark.parametrize(
     ("visit", "t", "outbound", "change"),
     [
-        (None, T, False, Change((T, None, None), opened=True)),
-        (None, T, True, Change((T, T, None), dwell_ms=0)),
+        (None, T, False, Change((T, None, None), opened=True, new_visit=True)),
+        (None, T, True, Change((T, T, None), dwell_ms=0, new_visit=True)),
         ((T, None, None), T + 5, False, Change(None)),
         ((T, None, None), T - 5, False, Change((T - 5, None, None))),
         ((T, None, None), T + 90, True, Change((T, T + 90, None), departed=True, dwell_ms=90)),
@@ -21,7 +21,7 @@ T = 1_795_000_000_000
         ((T, T + 90, None), T + 90, True, Change(None)),  # the same departure again
         ((T, T + 90, None), T + 10, False, Change(None)),  # a scan from before the departure
         ((T, T + 90, None), T - 10, False, Change((T - 10, T + 90, None))),  # ...that was even earlier
-        ((T, T + 90, None), T + 500, False, Change((T + 500, None, T + 90), opened=True)),  # came back
+        ((T, T + 90, None), T + 500, False, Change((T + 500, None, T + 90), opened=True, new_visit=True)),  # came back
         ((T + 500, None, T + 90), T + 20, False, Change(None)),  # late scan of the earlier visit
     ],
 )
