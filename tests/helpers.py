@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -175,3 +176,14 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, proc: WorkerP
         time.sleep(0.25)
     tail = f"\n{proc.log()[-3000:]}" if proc is not None else ""
     raise AssertionError(f"timed out after {timeout}s waiting for {what}{tail}")
+
+
+def readiness(port: int) -> tuple[int, str]:
+    """Status and body of a worker's ``/ready`` (0 and the error when it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
+            return response.status, response.read().decode().strip()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode().strip()
+    except OSError as exc:
+        return 0, str(exc)

@@ -9,8 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from streams.codec import Codec
 from streams.events import ScanEvent
 from streams.settings import Settings
 from streams.topology import Source, Topics
-from tests.helpers import REPO, WorkerProcess, days_ago_ms, scrape, total, unique_name
+from tests.helpers import REPO, WorkerProcess, days_ago_ms, readiness, scrape, total, unique_name
 from tests.integration.flows import closing_rows, make_flows
 from tests.integration.pipeline import assert_windows_equal_truth, publish_rows, read_all, wait_consumed
 
@@ -136,32 +134,22 @@ def test_an_agent_that_raises_makes_the_worker_say_so_and_exit(kafka_bootstrap: 
             [sys.executable, "-c", FAILING_WORKER], env=worker.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
         )
     worker.process = process  # stopped by PID if the test fails early
-    readiness: list[tuple[int, str]] = []
+    answers: list[tuple[int, str]] = []
     try:
         deadline = time.monotonic() + 120
         while process.poll() is None and time.monotonic() < deadline:
-            readiness.append(_ready(worker.metrics_port))
+            answers.append(readiness(worker.metrics_port))
             time.sleep(0.2)
         assert process.poll() is not None, "the worker kept running after its agent raised"
         assert process.returncode == 70
-        failed = [why for status, why in readiness if status == 503 and why.startswith("failed:")]
-        assert failed and "KeyError" in failed[0], readiness[-5:]  # readiness turned false before the exit
+        failed = [why for status, why in answers if status == 503 and why.startswith("failed:")]
+        assert failed and "KeyError" in failed[0], answers[-5:]  # readiness turned false before the exit
         lines = [line for line in log_path.read_text().splitlines() if "failed: KeyError" in line]
         assert len(lines) == 1 and "aggregate_hubs" in lines[0] and "exits (70)" in lines[0], lines
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
-
-
-def _ready(port: int) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
-            return response.status, response.read().decode().strip()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode().strip()
-    except OSError as exc:
-        return 0, str(exc)
 
 
 AGGREGATION_BUG = """
@@ -205,6 +193,6 @@ def test_a_scan_that_breaks_the_aggregation_is_dead_lettered_and_the_rest_counte
         assert headers["reason"] == b"unprocessable" and b"OverflowError" in headers["detail"]
         assert headers["source_topic"].decode() == topics.by_hub(prefix)
         assert_windows_equal_truth(kafka_bootstrap, topics.throughput, flows)  # every other scan counted once
-        assert _ready(worker.metrics_port)[0] == 200
+        assert readiness(worker.metrics_port)[0] == 200
     finally:
         worker.stop()

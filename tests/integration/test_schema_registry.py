@@ -12,8 +12,6 @@ import copy
 import json
 import socket
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +32,7 @@ from streams.settings import Settings
 from streams.topology import Source, Topics
 from streams.windows import ClosedWindow
 from streams.wire import confluent_header, subject_of
-from tests.helpers import WorkerProcess, cli, days_ago_ms, free_port, scrape, total, unique_name, wait_for
+from tests.helpers import WorkerProcess, cli, days_ago_ms, free_port, readiness, scrape, total, unique_name, wait_for
 from tests.integration.flows import closing_rows, make_flows
 from tests.integration.pipeline import assert_windows_equal_truth, publish_rows, read_all, wait_consumed
 
@@ -324,16 +322,6 @@ def forwarder(schema_registry: str) -> Iterator[Forwarder]:
     proxy = Forwarder(free_port(), (host, int(port)))
     yield proxy
     proxy.stop()
-
-
-def readiness(port: int) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
-            return response.status, response.read().decode().strip()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode().strip()
-    except OSError as exc:
-        return 0, str(exc)
 
 
 def test_an_unreachable_registry_is_waited_for_while_ready_says_why_then_everything_is_counted(
