@@ -140,13 +140,14 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
 
     async def dead_letter(
         topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, rejected: Rejected
-    ) -> None:
+    ) -> Awaitable[object]:
+        """Send a dead letter; the result is its delivery, to await before the record is acked."""
         headers = deadletter_headers(topic, partition, offset, rejected)
         if len(key or b"") + len(value or b"") > DEADLETTER_MAX_BYTES:
             # Bigger than any record a default topic accepts: keep the start, say how big it was.
             headers["original_size"] = str(len(key or b"") + len(value or b"")).encode()
             key, value = (key or b"")[:1024], (value or b"")[: DEADLETTER_MAX_BYTES - 1024]
-        await deadletter.send(key=key, value=value, headers=headers)
+        return await deadletter.send(key=key, value=value, headers=headers)
 
     async def count_scans(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         """Decode each record; count valid scans, forward parcel scans by hub, dead-letter the rest."""
@@ -156,6 +157,7 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
                 now = time.time()
                 valid: list[tuple[ScanEvent, Source]] = []
                 by_hub_batch: dict[str, list[bytes]] = {}
+                sent: list[Awaitable[object]] = []
                 await schemas.prepare(codec.schema_ids, [event.message.value for event in batch])
                 for event in batch:
                     message = event.message
@@ -166,15 +168,20 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
                     )
                     if isinstance(result, Rejected):
                         metrics.invalid.labels(source.value, result.reason.value).inc()
-                        await dead_letter(
-                            message.topic, message.partition, message.offset, message.key, message.value, result
+                        sent.append(
+                            await dead_letter(
+                                message.topic, message.partition, message.offset, message.key, message.value, result
+                            )
                         )
                         continue
                     valid.append((result.event, source))
                     if result.observation is not None:
                         by_hub_batch.setdefault(result.event.hub, []).append(result.observation)
                 for hub, encoded in by_hub_batch.items():
-                    await by_hub.send(key=hub.encode(), value=join_batch(encoded))
+                    sent.append(await by_hub.send(key=hub.encode(), value=join_batch(encoded)))
+                # Faust's commit flushes the producer but ignores a delivery that failed for good:
+                # wait for each one here, so a lost record raises instead of its source being acked.
+                await asyncio.gather(*sent)
                 metrics.observe(valid, now)
                 yield None
         except Exception as exc:  # noqa: BLE001 - a bug: say so and exit, never stall silently
@@ -192,7 +199,7 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
             log.error("aggregating a scan at by-hub %d@%d failed: %r", partition, failure.offset, error)
             rejected = Rejected(Reason.UNPROCESSABLE, f"aggregating failed: {type(error).__name__}: {error}")
             metrics.invalid.labels(obs.source.value, rejected.reason.value).inc()
-            await dead_letter(by_hub_name, partition, failure.offset, obs.hub.encode(), encode(obs), rejected)
+            await (await dead_letter(by_hub_name, partition, failure.offset, obs.hub.encode(), encode(obs), rejected))
         return result
 
     async def aggregate_hubs(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -208,23 +215,29 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
                         observations = decode_batch(message.value)
                     except Exception as exc:  # noqa: BLE001 - not written by a parcelflow intake
                         rejected = Rejected(Reason.UNDECODABLE, f"not a by-hub batch: {type(exc).__name__}: {exc}")
-                        await dead_letter(
-                            message.topic, message.partition, message.offset, message.key, message.value, rejected
+                        await (
+                            await dead_letter(
+                                message.topic, message.partition, message.offset, message.key, message.value, rejected
+                            )
                         )
                         continue
                     by_partition.setdefault(message.partition, []).append((message.offset, observations))
                 stores = [TableStore(table, partition) for partition in by_partition]
+                emitted: list[Awaitable[object]] = []
                 for store in stores:  # aggregate raises only if the rest of a batch fails too
                     result = await aggregate(store, by_partition[store.partition], now)
                     await schemas.frame_output(throughput_codec, topics.throughput)
                     for window in result.closed:
-                        await throughput.send(
-                            key=window.key.encode(),
-                            value=throughput_codec.encode(window),
-                            timestamp=window.start_ms / 1000,
+                        emitted.append(
+                            await throughput.send(
+                                key=window.key.encode(),
+                                value=throughput_codec.encode(window),
+                                timestamp=window.start_ms / 1000,
+                            )
                         )
                     metrics.record_batch(result)
-                await asyncio.gather(*(store.written() for store in stores))  # before the batch is acked
+                # State and emitted windows are delivered before the batch is acked (a failure raises).
+                await asyncio.gather(*(store.written() for store in stores), *emitted)
                 yield None
         except Exception as exc:  # noqa: BLE001 - a bug: say so and exit, never stall silently
             await fail("the hub aggregation agent (aggregate_hubs)", exc)

@@ -16,9 +16,17 @@ from streams.events import from_mapping
 from streams.publish import Publisher
 from streams.settings import Settings
 from streams.topology import Topics
-from streams.windows import MINUTE_MS, ClosedWindow, totals
-from tests.helpers import Samples, WorkerProcess, wait_for
-from tests.integration.flows import Flows
+from streams.windows import MINUTE_MS, ClosedWindow, HubWindows, totals, window_start
+from tests.helpers import Samples, WorkerProcess, scrape, wait_for
+from tests.integration.flows import FLOW, Flows
+
+WindowKey = tuple[str, str, int]
+"""(hub, flow, minute start) of a window of the truth."""
+
+
+def flow_of(row: dict[str, object]) -> str | None:
+    """The flow a truth row counts in, if any."""
+    return FLOW.get(str(row["event_type"]))
 
 
 def publish_rows(settings: Settings, rows: Iterable[dict[str, object]]) -> int:
@@ -87,19 +95,97 @@ def read_windows(
 
 
 def assert_windows_equal_truth(
-    bootstrap: str, throughput_topic: str, flows: Flows, decode: Callable[[bytes], ClosedWindow] | None = None
+    bootstrap: str,
+    throughput_topic: str,
+    flows: Flows,
+    decode: Callable[[bytes], ClosedWindow] | None = None,
+    explain: Callable[[list[WindowKey]], str] | None = None,
 ) -> None:
-    """Every closed minute window of the run holds exactly the parcels and grams of the truth."""
+    """Every closed minute window of the run holds exactly the parcels and grams of the truth.
+
+    ``explain`` (given the wrong or missing windows) adds what the pipeline knew of them to the
+    failure message: a failure that is rare needs its evidence in the first report.
+    """
     latest = totals(read_windows(bootstrap, throughput_topic, decode))
     got = {(h, f, s): v for (h, f, size, s), v in latest.items() if size == MINUTE_MS and s <= flows.end_ms}
     want = {key: (flows.windows[key], flows.grams[key]) for key in flows.windows}
     missing = want.keys() - got.keys()
     extra = got.keys() - want.keys()
     wrong = {k: (got[k], want[k]) for k in want.keys() & got.keys() if got[k] != want[k]}
-    assert not missing and not extra and not wrong, (
-        f"{len(missing)} missing, {len(extra)} extra, {len(wrong)} wrong of {len(want)} windows; "
-        f"e.g. wrong {list(wrong.items())[:3]}, missing {sorted(missing)[:3]}"
-    )
+    if missing or extra or wrong:
+        try:
+            detail = explain(sorted(missing | wrong.keys())[:5]) if explain is not None else ""
+        except Exception as exc:  # noqa: BLE001 - the evidence is a bonus; the failure is the point
+            detail = f"\n(explaining it failed: {type(exc).__name__}: {exc})"
+        raise AssertionError(
+            f"{len(missing)} missing, {len(extra)} extra, {len(wrong)} wrong of {len(want)} windows; "
+            f"e.g. wrong {list(wrong.items())[:3]}, missing {sorted(missing)[:3]}{detail}"
+        )
+
+
+def explain_windows(
+    bootstrap: str, prefix: str, flows: Flows, workers: list[WorkerProcess]
+) -> Callable[[list[WindowKey]], str]:
+    """An ``explain`` for :func:`assert_windows_equal_truth`: every revision emitted of each wrong
+    window, the hub's last state in the changelog (that window, late counts, partition marks), the
+    truth's scans of it, and the live workers' duplicate, invalid and late counters and warnings."""
+
+    def explain(keys: list[WindowKey]) -> str:
+        lines = ["", "--- what the pipeline knew of these windows ---"]
+        emitted = read_all(bootstrap, [Topics(prefix).throughput])
+        states: dict[str, HubWindows] = {}
+        for record in read_all(bootstrap, [f"{prefix}-hub-state-changelog"]):
+            if record.key is not None and b"/" not in record.key and record.value is not None:
+                states[record.key.decode()] = HubWindows.from_bytes(record.value)
+        codec = ThroughputCodec()
+        for hub, flow, start in keys:
+            revisions = [
+                (r.partition, r.offset, w.revision, w.parcels)
+                for r in emitted
+                for w in [codec.decode(r.value)]
+                if (w.hub, w.flow, w.size_ms, w.start_ms) == (hub, flow, MINUTE_MS, start)
+            ]
+            scans = [
+                (index, row["parcel_id"], row["event_time"])
+                for index, row in enumerate(flows.rows)
+                if row["hub"] == hub
+                and flow_of(row) == flow
+                and window_start(int(row["event_time"]), MINUTE_MS) == start  # type: ignore[call-overload]
+            ]
+            state = states.get(hub)
+            truth = flows.windows.get((hub, flow, start))
+            lines.append(
+                f"{hub} {flow} {start}: truth {truth}, emitted (partition, offset, revision, parcels) {revisions}"
+            )
+            lines.append(f"  truth scans (row index, parcel, event time) {scans}")
+            if state is not None:
+                late_truth = {f: n for (h, f), n in flows.late.items() if h == hub}
+                lines.append(
+                    f"  changelog state: window {state.windows.get((MINUTE_MS, flow, start))},"
+                    f" late {state.late} (truth {late_truth}), dropped until {state.dropped_until_ms},"
+                    f" partitions {state.partitions}"
+                )
+        for worker in workers:
+            try:
+                samples = scrape(worker.metrics_port)
+            except OSError as exc:
+                lines.append(f"worker {worker.metrics_port}: no metrics ({exc})")
+                continue
+            counters = {
+                f"{name}{dict(labels)}": value
+                for (name, labels), value in samples.items()
+                if name.startswith(
+                    ("parcelflow_duplicate", "parcelflow_invalid", "parcelflow_late", "parcelflow_events_total")
+                )
+                and value
+            }
+            warnings = [
+                line for line in worker.log().splitlines() if "WARN" in line or "ERROR" in line or "CRIT" in line
+            ]
+            lines.append(f"worker {worker.metrics_port}: {counters}; {len(warnings)} warnings, last: {warnings[-5:]}")
+        return "\n".join(lines)
+
+    return explain
 
 
 def bucket_of(value: float, bounds: list[float]) -> int:

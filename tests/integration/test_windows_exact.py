@@ -15,6 +15,7 @@ from tests.integration.flows import HUBS, Flows, closing_rows, make_flows
 from tests.integration.pipeline import (
     assert_windows_equal_truth,
     bucket_of,
+    explain_windows,
     group_done,
     histogram_quantile_bucket,
     publish_rows,
@@ -114,7 +115,8 @@ def test_two_workers_equal_the_truth(
         first.stop(signal.SIGKILL)
         workers = [second, start_worker(prefix)]
     _wait_until_consumed(kafka_bootstrap, prefix, workers, timeout=600, restart=lambda: start_worker(prefix))
-    assert_windows_equal_truth(kafka_bootstrap, Topics(prefix).throughput, flows)
+    explain = explain_windows(kafka_bootstrap, prefix, flows, workers)
+    assert_windows_equal_truth(kafka_bootstrap, Topics(prefix).throughput, flows, explain=explain)
     counted = sum(total(scrape(w.metrics_port), "parcelflow_events_total") for w in workers)
     if kill:
         assert counted >= sent * 0.5  # the survivors did real work after the kill
