@@ -55,7 +55,9 @@ class TableStore:
     Not ``Table.send_changelog``: that goes through Faust's producer buffer (~7x the cost of a
     direct send, and it pauses the intake whenever more than 100 records are pending), and Faust's
     commit does not reliably drain it. :meth:`written` returns once the broker holds every record,
-    in the order of each key's last write (so what a batch writes last stays last), and then
+    sent in the order of each key's last write: a hub's value (with its applied offsets) is written
+    after its visits, so a crash part-way leaves visits ahead of the offsets (re-applied
+    harmlessly), never offsets ahead of the visits (re-delivered scans skipped, updates lost). Then it
     records the partition's persisted offset as Faust's own changelog callback does; the agent
     calls it before its batch is acknowledged, so offsets are committed only once the batch's
     state would survive a SIGKILL.
@@ -287,6 +289,7 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
         """Observe dwell that became final because source partitions fell silent."""
         stores = {hub: TableStore(table, partition) for hub, partition in hub_partition.items()}
         metrics.record_batch(aggregator.tick(stores.get, time.time()))
+        await asyncio.gather(*(store.written() for store in stores.values()))  # none today: ticks only read
 
     async def report_lag() -> None:
         """Set the consumer lag of the source partitions this worker owns."""
