@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from streams.agents import register_agents
@@ -11,8 +16,34 @@ from streams.health import Health
 from streams.metrics import Metrics
 from streams.settings import Settings
 
+log = logging.getLogger(__name__)
+
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 """Producer request limit: a dead letter keeps a record as big as any a default topic accepts, whole."""
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    """Faust's consumer, but a stream partition with nothing committed is read again from its start.
+
+    After a rebalance Faust seeks each stream partition to its committed offset, which re-reads
+    what its fetcher fetched and dropped while its flow was suspended. aiokafka's
+    ``seek_to_committed`` leaves a partition with no committed offset (or 0) where the fetch got
+    to, so those records were lost: by-hub records forwarded by another worker's intake while
+    this one recovered, right after a pipeline started.
+    """
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed = await super().seek_to_committed()
+        acking = self.app.topics.acks_enabled_for  # stream topics; changelogs are Faust's recovery's
+        for tp, offset in committed.items():
+            if not offset and acking(tp.topic):
+                log.info("%s[%d] has no committed offset: read from its start", tp.topic, tp.partition)
+                await self.seek(tp, 0)  # below the log start, aiokafka resets to the earliest
+        return committed
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
 
 
 def build_app(
@@ -44,5 +75,6 @@ def build_app(
         # its default, 5 minutes, hides such a stall for that long.
         stream_processing_timeout=60.0,
     )
+    app.transport = _Transport(app.conf.broker_consumer, app)
     register_agents(app, settings, Codec(), metrics, health)
     return app, metrics
