@@ -18,9 +18,8 @@ from pathlib import Path
 
 from streams.network import HUBS
 from streams.settings import Settings
-from streams.topology import Topics
 from tests.helpers import WorkerProcess, scrape, total, unique_name, wait_for
-from tests.integration.pipeline import group_done, publish_rows
+from tests.integration.pipeline import pipeline_done, publish_rows
 
 from .common import broker, rss_mib, save, table
 
@@ -58,7 +57,6 @@ def main() -> None:
         began = time.monotonic()
         publish_rows(settings, breakdowns(args.parcels))
         publish_seconds = time.monotonic() - began
-        topics = [*Topics(prefix).sources, Topics(prefix).by_hub(prefix)]
 
         started: list[WorkerProcess] = []
 
@@ -73,9 +71,7 @@ def main() -> None:
         began = time.monotonic()
         try:
             worker = start_worker()
-            wait_for(
-                lambda: group_done(bootstrap, prefix, topics), timeout=3600, what="the worker to catch up", proc=worker
-            )
+            wait_for(lambda: pipeline_done(bootstrap, prefix), timeout=3600, what="the worker to catch up", proc=worker)
             process_seconds = time.monotonic() - began
             wait_for(
                 lambda: total(scrape(worker.metrics_port), "parcelflow_backlog_parcels") >= args.parcels,

@@ -33,7 +33,7 @@ from streams.settings import Settings
 from streams.simulate import SimConfig, scan_events
 from streams.topology import Topics
 from tests.helpers import REPO, WorkerProcess, free_port, scrape, total, unique_name
-from tests.integration.pipeline import group_done
+from tests.integration.pipeline import group_done, pipeline_done
 
 from .common import START_MS
 from .stats import publish_to_count_latencies, quantile
@@ -139,14 +139,13 @@ def consumer_perf_test(bootstrap: str, prefix: str, sizes: dict[str, int]) -> Th
 
 
 def wait_group(
-    bootstrap: str,
     group: str,
-    topics: Callable[[], list[str] | None],
+    caught_up: Callable[[], bool],
     first_at: Callable[[], float | None],
     alive: Callable[[], bool],
     timeout: float,
 ) -> float:
-    """Wall seconds from the first processed record until ``group`` has committed all of ``topics``."""
+    """Wall seconds from the first processed record until ``group`` has committed everything (``caught_up``)."""
     deadline = time.monotonic() + timeout
     started: float | None = None
     while time.monotonic() < deadline:
@@ -154,8 +153,7 @@ def wait_group(
             raise RuntimeError(f"a process of group {group} stopped")
         if started is None:
             started = first_at()
-        names = topics() if started is not None else None
-        if names and group_done(bootstrap, group, names):
+        if started is not None and caught_up():
             assert started is not None
             return time.time() - started
         time.sleep(POLL_S if started is not None else 0.1)
@@ -196,11 +194,9 @@ def parcelflow_workers(
             counted = sum(total(scrape(p.metrics_port), EVENTS_TOTAL) for p in processes)
             return time.time() if counted > 0 else None
 
-        topics = [*Topics(prefix).sources, Topics(prefix).by_hub(app_id)]
         seconds = wait_group(
-            bootstrap,
             app_id,
-            lambda: topics,
+            lambda: pipeline_done(bootstrap, prefix, app_id),
             first_at,
             lambda: all(p.process is not None and p.process.poll() is None for p in processes),
             timeout=1800,
@@ -259,7 +255,12 @@ def quix_streams(
         return [*Topics(prefix).sources, *repartition] if repartition else None
 
     try:
-        return Throughput(events, wait_group(bootstrap, group, topics, peer.first_at, peer.alive, timeout=1800))
+
+        def caught_up() -> bool:
+            names = topics()
+            return names is not None and group_done(bootstrap, group, names)
+
+        return Throughput(events, wait_group(group, caught_up, peer.first_at, peer.alive, timeout=1800))
     except Exception as exc:
         raise RuntimeError(f"{exc}\n{peer.tail()}") from None
     finally:
@@ -286,7 +287,8 @@ def kafka_streams(
     peer = PeerProcess(command, workdir / f"{app_id}.log")
     topics = [*Topics(prefix).sources, f"{app_id}-hub-flow-repartition"]
     try:
-        return Throughput(events, wait_group(bootstrap, app_id, lambda: topics, peer.first_at, peer.alive, 1800))
+        caught_up = lambda: group_done(bootstrap, app_id, topics)  # noqa: E731
+        return Throughput(events, wait_group(app_id, caught_up, peer.first_at, peer.alive, 1800))
     except Exception as exc:
         raise RuntimeError(f"{exc}\n{peer.tail()}") from None
     finally:

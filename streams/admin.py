@@ -166,6 +166,17 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
         await asyncio.sleep(0.1)
 
 
+async def pipeline_caught_up(bootstrap: str, prefix: str, app_id: str) -> bool:
+    """Whether a pipeline's workers have committed every source record and every by-hub record.
+
+    The intake's group first: it commits a batch only once its by-hub records are on the broker,
+    so the by-hub ends read afterwards include everything it forwarded.
+    """
+    topics = Topics(prefix)
+    sources_done = await group_caught_up(bootstrap, Topics.intake_group(app_id), list(topics.sources))
+    return sources_done and await group_caught_up(bootstrap, app_id, [topics.by_hub(app_id)])
+
+
 async def group_caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
     """Whether consumer group ``group`` has committed every record of ``topics``."""
     from aiokafka import AIOKafkaConsumer

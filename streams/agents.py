@@ -1,8 +1,9 @@
 """Faust agents: thin loops that call the pure core and update tables, topics and metrics.
 
-``count_scans`` reads the three source topics: it decodes and validates (dead-lettering what is
-bad), counts, and forwards every parcel scan, re-keyed by hub, with its source partition and
-offset. ``aggregate_hubs`` reads that by-hub topic and runs the hub aggregator on a table whose
+The source intake (:mod:`streams.source_intake`, off Faust's per-message path) reads the three
+source topics in batches and hands them to ``forward``: it decodes and validates (dead-lettering
+what is bad), counts, and forwards every parcel scan, re-keyed by hub, with its source partition
+and offset. ``aggregate_hubs`` reads that by-hub topic and runs the hub aggregator on a table whose
 changelog partition is the by-hub partition of the hub.
 """
 
@@ -29,6 +30,7 @@ from streams.metrics import Metrics
 from streams.observation import Observation, decode_batch, encode, join_batch
 from streams.registry import WriterSchemas
 from streams.settings import Settings
+from streams.source_intake import Batch, SourceIntake
 from streams.topology import Source, Topics
 from streams.windows import WindowLimits
 
@@ -138,7 +140,6 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
     """Register the intake and hub aggregation agents, the state table, the timers and the heartbeat."""
     topics = Topics(settings.topic_prefix)
     source_of_topic = topics.sources
-    source_topic = _raw_topic(app, *source_of_topic)
     deadletter = _raw_topic(app, topics.deadletter)
     by_hub_name = topics.by_hub(settings.app_id)
     by_hub = _raw_topic(app, by_hub_name, partitions=settings.partitions)
@@ -157,7 +158,7 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
     max_future_ms = settings.max_future_seconds * 1000
     throughput_codec = ThroughputCodec()
     schemas = WriterSchemas.from_settings(settings, health)  # no registry: Confluent records are undecodable
-    processed: dict[TP, int] = {}
+    processed: dict[TopicPartition, int] = {}  # last source offset taken, for the lag
     hub_partition: dict[str, int] = {}  # by-hub partition of each hub this worker aggregates
 
     async def dead_letter(
@@ -171,43 +172,45 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
             key, value = (key or b"")[:1024], (value or b"")[: DEADLETTER_MAX_BYTES - 1024]
         return await deadletter.send(key=key, value=value, headers=headers)
 
-    async def count_scans(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        """Decode each record; count valid scans, forward parcel scans by hub, dead-letter the rest."""
-        batches = stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS)  # type: ignore[attr-defined]
+    async def forward(batch: Batch) -> None:
+        """Decode each record; count valid scans, forward parcel scans by hub, dead-letter the rest.
+
+        Returns once every forwarded and dead-lettered record is on the broker (a failure
+        raises): only then does the intake commit the batch's offsets.
+        """
+        now = time.time()
+        valid: list[tuple[ScanEvent, Source]] = []
+        by_hub_batch: dict[str, list[bytes]] = {}
+        sent: list[Awaitable[object]] = []
+        await schemas.prepare(codec.schema_ids, [record.value for _tp, record in batch])
+        for tp, record in batch:
+            source = source_of_topic[tp.topic]
+            processed[tp] = record.offset
+            result = admit(codec, record.value, source, tp.partition, record.offset, int(now * 1000), max_future_ms)
+            if isinstance(result, Rejected):
+                metrics.invalid.labels(source.value, result.reason.value).inc()
+                sent.append(await dead_letter(tp.topic, tp.partition, record.offset, record.key, record.value, result))
+                continue
+            valid.append((result.event, source))
+            if result.observation is not None:
+                by_hub_batch.setdefault(result.event.hub, []).append(result.observation)
+        for hub, encoded in by_hub_batch.items():
+            sent.append(await by_hub.send(key=hub.encode(), value=join_batch(encoded)))
+        await asyncio.gather(*sent)
+        metrics.observe(valid, now)
+
+    def intake_revoked(revoked: set[TopicPartition]) -> None:
+        for tp in revoked:
+            processed.pop(tp, None)
+
+    intake = SourceIntake(settings, list(source_of_topic), forward, intake_revoked)
+
+    async def consume_sources() -> None:
+        """The source intake, for the worker's lifetime (a failure ends the worker)."""
         try:
-            async for batch in batches:
-                now = time.time()
-                valid: list[tuple[ScanEvent, Source]] = []
-                by_hub_batch: dict[str, list[bytes]] = {}
-                sent: list[Awaitable[object]] = []
-                await schemas.prepare(codec.schema_ids, [event.message.value for event in batch])
-                for event in batch:
-                    message = event.message
-                    source = source_of_topic[message.topic]
-                    processed[message.tp] = message.offset
-                    result = admit(
-                        codec, message.value, source, message.partition, message.offset, int(now * 1000), max_future_ms
-                    )
-                    if isinstance(result, Rejected):
-                        metrics.invalid.labels(source.value, result.reason.value).inc()
-                        sent.append(
-                            await dead_letter(
-                                message.topic, message.partition, message.offset, message.key, message.value, result
-                            )
-                        )
-                        continue
-                    valid.append((result.event, source))
-                    if result.observation is not None:
-                        by_hub_batch.setdefault(result.event.hub, []).append(result.observation)
-                for hub, encoded in by_hub_batch.items():
-                    sent.append(await by_hub.send(key=hub.encode(), value=join_batch(encoded)))
-                # Faust's commit flushes the producer but ignores a delivery that failed for good:
-                # wait for each one here, so a lost record raises instead of its source being acked.
-                await asyncio.gather(*sent)
-                metrics.observe(valid, now)
-                yield None
-        except Exception as exc:  # noqa: BLE001 - a bug: say so and exit, never stall silently
-            await fail("the intake agent (count_scans)", exc)
+            await intake.run()
+        except Exception as exc:  # noqa: BLE001 - a bug or a broker that refuses us: say so and exit
+            await fail("the source intake", exc)
 
     async def aggregate(store: TableStore, records: list[tuple[int, list[Observation]]], now: float) -> BatchResult:
         """Apply a partition's records; a scan the aggregation fails on (a bug) is dead-lettered."""
@@ -293,7 +296,9 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
 
     async def report_lag() -> None:
         """Set the consumer lag of the source partitions this worker owns."""
-        consumer = app.consumer
+        if not intake.running:
+            return
+        consumer = intake.consumer
         lag: dict[str, int] = {source.value: 0 for source in source_of_topic.values()}
         for tp in consumer.assignment():
             source = source_of_topic.get(tp.topic)
@@ -319,10 +324,8 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
         metrics.forget_hubs(aggregator.hubs)
         aggregator.forget(list(aggregator.hubs))
         hub_partition.clear()
-        for tp in revoked:
-            processed.pop(tp, None)
 
-    app.agent(source_topic, name="count_scans")(count_scans)
+    app.task(consume_sources)
     app.agent(by_hub, name="aggregate_hubs")(aggregate_hubs)
     app.timer(LAG_INTERVAL_SECONDS)(guarded("the lag timer", report_lag))
     app.timer(TICK_INTERVAL_SECONDS)(guarded("the dwell timer", finalise_dwell))

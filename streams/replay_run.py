@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.text import Text
 
-from streams.admin import delete_topics, ensure_topics, group_caught_up, list_topics, partitions_of
+from streams.admin import delete_topics, ensure_topics, list_topics, partitions_of, pipeline_caught_up
 from streams.archive import ArchiveError, archived_files
 from streams.events import ms_to_datetime
 from streams.health import Health
@@ -134,13 +134,12 @@ def run_replay(
 
 
 def _wait_for_workers(target: Settings, group: WorkerGroup, timeout: float) -> None:
-    topics = [*Topics(target.topic_prefix).sources, Topics(target.topic_prefix).by_hub(target.app_id)]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not group.alive():
             raise ReplayFailed(f"a replay worker stopped; see its log in {group.log_dir}")
         try:
-            if asyncio.run(group_caught_up(target.bootstrap, target.app_id, topics)):
+            if asyncio.run(pipeline_caught_up(target.bootstrap, target.topic_prefix, target.app_id)):
                 return
         except Exception:  # noqa: BLE001 - the coordinator may not be ready yet: try again
             pass

@@ -39,6 +39,11 @@ class Topics:
         """Closed throughput windows, one record per (hub, flow, window)."""
         return f"{self.prefix}.throughput"
 
+    @staticmethod
+    def intake_group(app_id: str) -> str:
+        """Consumer group of the pipeline's source intake (Faust's own group, ``app_id``, reads by-hub)."""
+        return f"{app_id}-intake"
+
     def by_hub(self, app_id: str) -> str:
         """Parcel scans re-keyed by hub for one app's aggregator (internal to that app)."""
         return f"{self.prefix}.{app_id}.by-hub"

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from streams.admin import group_caught_up, partitions_of
+from streams.admin import group_caught_up, partitions_of, pipeline_caught_up
 from streams.codec import ThroughputCodec
 from streams.events import from_mapping
 from streams.publish import Publisher
@@ -38,10 +38,9 @@ def publish_rows(settings: Settings, rows: Iterable[dict[str, object]]) -> int:
 
 
 def wait_consumed(bootstrap: str, prefix: str, worker: WorkerProcess, timeout: float = 240) -> None:
-    """Wait until the pipeline's group (app id = prefix) committed every source and by-hub record."""
-    topics = [*Topics(prefix).sources, Topics(prefix).by_hub(prefix)]
+    """Wait until the pipeline (app id = prefix) committed every source and by-hub record."""
     wait_for(
-        lambda: group_done(bootstrap, prefix, topics),
+        lambda: pipeline_done(bootstrap, prefix),
         timeout=timeout,
         what="the worker to commit every record",
         proc=worker,
@@ -49,9 +48,19 @@ def wait_consumed(bootstrap: str, prefix: str, worker: WorkerProcess, timeout: f
 
 
 def group_done(bootstrap: str, group: str, topics: list[str]) -> bool:
-    """Whether the consumer group has committed every record of ``topics`` (False while it can't tell)."""
+    """Whether consumer group ``group`` committed every record of ``topics`` (False while it can't tell)."""
     try:
         return asyncio.run(group_caught_up(bootstrap, group, topics))
+    except KafkaError:
+        return False  # e.g. the group coordinator is not available yet
+
+
+def pipeline_done(bootstrap: str, prefix: str, app_id: str | None = None) -> bool:
+    """Whether the pipeline (app id: ``prefix`` unless given) committed every source and by-hub record.
+
+    False while it can't tell."""
+    try:
+        return asyncio.run(pipeline_caught_up(bootstrap, prefix, app_id or prefix))
     except KafkaError:
         return False  # e.g. the group coordinator is not available yet
 

@@ -23,7 +23,7 @@ from streams.simulate import SimConfig, simulate_to_kafka
 from streams.topology import Topics
 from streams.windows import totals
 from tests.helpers import REPO, WorkerProcess, days_ago_ms, free_port, free_ports, unique_name, wait_for
-from tests.integration.pipeline import group_done, publish_rows, read_windows
+from tests.integration.pipeline import pipeline_done, publish_rows, read_windows
 
 pytestmark = pytest.mark.broker
 
@@ -88,7 +88,7 @@ def test_replays_from_archive_and_from_topics_equal_live(
     )
     worker = start_worker(live)
     wait_for(
-        lambda: group_done(kafka_bootstrap, live, [*Topics(live).sources, Topics(live).by_hub(live)]),
+        lambda: pipeline_done(kafka_bootstrap, live),
         timeout=240,
         what="the live worker to catch up",
         proc=worker,

@@ -1,0 +1,208 @@
+"""The worker's intake of the source topics: an aiokafka consumer off Faust's per-message path.
+
+Faust's stream machinery costs far more per record than decoding it (see the README's
+Benchmarks), and source topics carry one scan per record. So the source topics are consumed here,
+in batches, by a consumer group of their own (``<app id>-intake``); the by-hub topic the intake
+feeds stays with Faust (cheap: one record per hub and batch), with its table, changelog,
+recovery and rebalancing.
+
+Contract (the same as Faust's agent had): a batch's offsets are committed only after every
+record it forwarded or dead-lettered is on the broker, so a crash re-delivers, never loses; a
+re-delivered scan is skipped downstream by the last applied offset of its source partition.
+Records are handed out in event-time order across partitions (:mod:`streams.merge`), so a
+backlog read partition by partition does not make on-time scans late. On a rebalance the batch
+in flight is finished and the offsets committed before partitions are given up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
+from aiokafka.structs import OffsetAndMetadata
+
+from streams.merge import EventTimeMerge
+from streams.settings import Settings
+from streams.topology import Topics
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
+FETCH_TIMEOUT_MS = 100
+COMMIT_INTERVAL_SECONDS = 1.0
+PAUSE_ABOVE = 5000
+"""Buffered records of a partition above which it is not fetched (the others catch up)."""
+MAX_HOLD_SECONDS = 5.0
+"""How long a silent, not caught-up partition may hold the others back."""
+
+Batch = list[tuple[TopicPartition, ConsumerRecord]]
+
+
+class SourceIntake:
+    """Consumes the source topics and hands batches to ``handle``; commits what it has delivered."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topics: list[str],
+        handle: Callable[[Batch], Awaitable[None]],
+        on_revoked: Callable[[set[TopicPartition]], None] = lambda revoked: None,
+    ) -> None:
+        self.topics = topics
+        self._settings = settings
+        self._consumer: AIOKafkaConsumer | None = None  # made in the loop that runs it (aiokafka's rule)
+        self._handle = handle
+        self._on_revoked = on_revoked
+        self._merge: EventTimeMerge[TopicPartition, ConsumerRecord] = EventTimeMerge()
+        self._done: dict[TopicPartition, int] = {}  # next offset to commit, delivered
+        self._committed: dict[TopicPartition, int] = {}
+        self._lock = asyncio.Lock()  # held by a batch in flight; a revocation waits for it
+        self._caught_up: dict[TopicPartition, bool] = {}
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        """The running consumer (its assignment and highwaters tell the lag)."""
+        if self._consumer is None:
+            raise RuntimeError("the source intake is not running")
+        return self._consumer
+
+    @property
+    def running(self) -> bool:
+        """Whether the consumer exists (the app has started the intake)."""
+        return self._consumer is not None
+
+    async def run(self) -> None:
+        """Consume until cancelled (the worker stopping); leave the group on the way out."""
+        intake = self
+
+        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+                await intake._revoked(set(revoked))
+
+            async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+                log.info("intake assigned %s", _names(assigned))
+                intake._merge.assign(assigned)
+
+        settings = self._settings
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap,
+            group_id=Topics.intake_group(settings.app_id),
+            client_id=f"{settings.app_id}-intake",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=round(settings.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=3000,
+        )
+        self.consumer.subscribe(self.topics, listener=Listener())
+        await self.consumer.start()
+        try:
+            await self._loop()
+        finally:
+            with contextlib.suppress(Exception):  # what is not committed is re-read: harmless
+                await self._commit()
+            await self.consumer.stop()
+
+    async def _loop(self) -> None:
+        consumer = self.consumer
+        merge = self._merge
+        held_since: float | None = None
+        last_commit = time.monotonic()
+        while True:
+            fetched = await consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS)
+            async with self._lock:
+                assigned = consumer.assignment()
+                # The consumer can hand out records of a newly assigned partition before the
+                # rebalance listener has run: follow its assignment, never drop what it returned.
+                merge.assign(assigned)
+                gone = set(merge.partitions) - assigned
+                if gone:
+                    log.info(
+                        "intake: %s left the assignment (%d buffered records dropped)",
+                        _names(gone),
+                        _count(merge, gone),
+                    )
+                merge.revoke(gone)
+                for tp, records in fetched.items():
+                    if tp in assigned:
+                        merge.add(tp, records)
+                    else:  # revoked after the fetch: its new owner reads it from the last commit
+                        log.info("intake: %d fetched records of revoked %s dropped", len(records), tp)
+                for tp in merge.partitions:
+                    if tp in assigned:
+                        self._caught_up[tp] = await self._is_caught_up(tp)
+                while True:
+                    force = held_since is not None and time.monotonic() - held_since > MAX_HOLD_SECONDS
+                    batch = merge.take(BATCH_SIZE, lambda tp: self._caught_up.get(tp, False), force=force)
+                    if not batch:
+                        break
+                    held_since = None
+                    await self._handle(batch)
+                    for tp, record in batch:
+                        self._done[tp] = record.offset + 1
+                    if len(batch) < BATCH_SIZE:
+                        break
+                waiting = any(merge.buffered(tp) for tp in merge.partitions)
+                if waiting and held_since is None:
+                    held_since = time.monotonic()  # records wait on a partition not read yet
+                elif not waiting:
+                    held_since = None
+                self._flow_control(assigned)
+                if time.monotonic() - last_commit >= COMMIT_INTERVAL_SECONDS:
+                    await self._commit()
+                    last_commit = time.monotonic()
+
+    async def _is_caught_up(self, tp: TopicPartition) -> bool:
+        highwater = self.consumer.highwater(tp)
+        return highwater is not None and await self.consumer.position(tp) >= highwater
+
+    def _flow_control(self, assigned: set[TopicPartition]) -> None:
+        consumer = self.consumer
+        paused = consumer.paused()
+        for tp in assigned:
+            full = self._merge.buffered(tp) >= PAUSE_ABOVE
+            if full and tp not in paused:
+                consumer.pause(tp)
+            elif not full and tp in paused:
+                consumer.resume(tp)
+
+    async def _commit(self, only: set[TopicPartition] | None = None) -> None:
+        due = {
+            tp: OffsetAndMetadata(offset, "")
+            for tp, offset in self._done.items()
+            if self._committed.get(tp) != offset and (only is None or tp in only)
+        }
+        if not due:
+            return
+        try:
+            await self.consumer.commit(due)
+        except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
+            # This worker was out of the group (e.g. paused past its session) or the group is
+            # rebalancing: the partitions' owners re-read from the last commit, which is harmless.
+            log.warning("the intake's offsets were not committed (%s); their new owner reads them again", exc)
+            return
+        self._committed.update({tp: meta.offset for tp, meta in due.items()})
+
+    async def _revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:  # the batch in flight is delivered first
+            await self._commit(revoked)
+            log.info("intake revoked %s (%d buffered records dropped)", _names(revoked), _count(self._merge, revoked))
+            self._merge.revoke(revoked)
+            for tp in revoked:
+                self._done.pop(tp, None)
+                self._committed.pop(tp, None)
+                self._caught_up.pop(tp, None)
+            self._on_revoked(revoked)
+
+
+def _names(tps: set[TopicPartition]) -> str:
+    """``sorter:0,truck:2``: partitions as the logs name them (the topic's last dotted part)."""
+    return ",".join(sorted(f"{tp.topic.rsplit('.', 1)[-1]}:{tp.partition}" for tp in tps)) or "nothing"
+
+
+def _count(merge: EventTimeMerge[TopicPartition, ConsumerRecord], tps: set[TopicPartition]) -> int:
+    return sum(merge.buffered(tp) for tp in tps)
