@@ -44,6 +44,16 @@ def registry_url(raw: str | None, name: str = "PARCELFLOW_SCHEMA_REGISTRY_URL") 
     return raw.rstrip("/")
 
 
+EVENT_LOOPS = ("uvloop", "asyncio")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env.get(name) or default
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the broker is, how topics are named, and how a worker runs."""
@@ -79,6 +89,8 @@ class Settings:
     # parcelflow writes uses the Confluent wire format with registered schemas; the worker reads both
     # framings whatever it is set to (a Confluent record needs it to be decoded).
     schema_registry_url: str | None = None
+    # The worker's event loop: "uvloop" (libuv; the default) or "asyncio" (the standard library's).
+    event_loop: str = "uvloop"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -105,6 +117,7 @@ class Settings:
             purge_interval_seconds=_int(env, "PARCELFLOW_PURGE_INTERVAL_SECONDS", default.purge_interval_seconds),
             max_future_seconds=_int(env, "PARCELFLOW_MAX_FUTURE_SECONDS", default.max_future_seconds),
             schema_registry_url=registry_url(env.get("PARCELFLOW_SCHEMA_REGISTRY_URL")),
+            event_loop=_choice(env, "PARCELFLOW_EVENT_LOOP", EVENT_LOOPS, default.event_loop),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

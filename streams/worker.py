@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import faust
+import uvloop
 from prometheus_client import CollectorRegistry, disable_created_metrics
 from rich.console import Console
 
@@ -17,7 +18,8 @@ from streams.settings import Settings
 def run_worker(settings: Settings, console: Console) -> None:
     """Create missing topics, serve /metrics, and run the Faust worker until stopped."""
     asyncio.run(ensure_topics(settings))
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    # Faust runs on the loop set here (the worker does not go through Faust's CLI and its --loop).
+    asyncio.set_event_loop(uvloop.new_event_loop() if settings.event_loop == "uvloop" else asyncio.new_event_loop())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series only add noise to every dashboard query
     registry = CollectorRegistry()

@@ -29,6 +29,13 @@ def test_bad_numbers_are_named() -> None:
         Settings.from_env({"PARCELFLOW_METRICS_PORT": "ninety"})
 
 
+def test_the_event_loop_is_uvloop_unless_asyncio_is_asked_for() -> None:
+    assert Settings.from_env({}).event_loop == "uvloop"
+    assert Settings.from_env({"PARCELFLOW_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    with pytest.raises(SettingsError, match="PARCELFLOW_EVENT_LOOP must be one of uvloop, asyncio"):
+        Settings.from_env({"PARCELFLOW_EVENT_LOOP": "trio"})
+
+
 def test_overrides_ignore_none() -> None:
     assert Settings().with_overrides(bootstrap=None, topic_prefix="x").topic_prefix == "x"
 
