@@ -269,14 +269,15 @@ def summary(report: dict[str, Any]) -> list[tuple[str, str]]:
             rows.append((label, f"{one / med[other]:.2f}x   {target}".rstrip()))
 
     if one is not None:
-        rows.append(("parcelflow per worker vs target 30k/s", f"{one / 30_000:.2f}x   (target >= 1.0)"))
+        rows.append(("parcelflow per worker vs 30k/s", f"{one / 30_000:.2f}x   (reported)"))
     two = med.get("parcelflow, 2 workers")
     if one is not None and two is not None:
         rows.append(("2 workers / 1 worker", f"{two / one:.2f}x"))
-    ratio("parcelflow / aiokafka consume+decode", "aiokafka consume + Avro decode", "(target >= 0.5)")
+    ratio("parcelflow / aiokafka consume+decode", "aiokafka consume + Avro decode", "(goal >= 0.5)")
     ratio("parcelflow / kafka-consumer-perf-test", "kafka-consumer-perf-test", "")
-    ratio("parcelflow / Quix Streams", "Quix Streams peer", "(target >= 1.0)")
-    ratio("parcelflow / Kafka Streams", "Kafka Streams peer", "(reported)")
+    # The targets of issue 12: the same-run ratios to the peers decide, not the absolute figure.
+    ratio("parcelflow / Quix Streams", "Quix Streams peer", "(target >= 2.0)")
+    ratio("parcelflow / Kafka Streams", "Kafka Streams peer", "(target >= 0.5)")
     for lat in report.get("latency", []):
         rows.append(
             (
