@@ -29,10 +29,10 @@ def test_bad_numbers_are_named() -> None:
         Settings.from_env({"PARCELFLOW_METRICS_PORT": "ninety"})
 
 
-def test_the_event_loop_is_uvloop_unless_asyncio_is_asked_for() -> None:
-    assert Settings.from_env({}).event_loop == "uvloop"
-    assert Settings.from_env({"PARCELFLOW_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
-    with pytest.raises(SettingsError, match="PARCELFLOW_EVENT_LOOP must be one of uvloop, asyncio"):
+def test_the_event_loop_is_asyncio_unless_uvloop_is_asked_for() -> None:
+    assert Settings.from_env({}).event_loop == "asyncio"
+    assert Settings.from_env({"PARCELFLOW_EVENT_LOOP": "uvloop"}).event_loop == "uvloop"
+    with pytest.raises(SettingsError, match="PARCELFLOW_EVENT_LOOP must be one of asyncio, uvloop"):
         Settings.from_env({"PARCELFLOW_EVENT_LOOP": "trio"})
 
 
