@@ -139,7 +139,9 @@ class HubAggregator:
         self._pending_dwell: dict[str, deque[tuple[int, bytes]]] = {}
         self._swept_hour: dict[str, int] = {}
         self._last_seen: dict[str, dict[str, float]] = {}  # hub -> source partition -> wall clock
-        self._windows: dict[str, HubWindows] = {}  # last state seen per hub, for ticks
+        # Each hub's state after its last batch: read from the store once, then kept (a batch that
+        # fails, or a partition given up, makes the hub forgotten and read again).
+        self._windows: dict[str, HubWindows] = {}
 
     @property
     def hubs(self) -> list[str]:
@@ -194,8 +196,10 @@ class HubAggregator:
         limits = self.limits
         self._index(store, hub)
         seen = self._last_seen.setdefault(hub, {})
-        raw = store.get(hub.encode())
-        windows = HubWindows.from_bytes(raw) if raw is not None else HubWindows(hub)
+        windows = self._windows.get(hub)
+        if windows is None:  # else the state of the hub's last batch, as this worker wrote it
+            raw = store.get(hub.encode())
+            windows = HubWindows.from_bytes(raw) if raw is not None else HubWindows(hub)
         pending = self._pending_dwell[hub]
         for obs in batch:
             seen[obs.source_partition] = now
