@@ -179,6 +179,7 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
         raises): only then does the intake commit the batch's offsets.
         """
         now = time.time()
+        now_ms = int(now * 1000)
         valid: list[tuple[ScanEvent, Source]] = []
         by_hub_batch: dict[str, list[bytes]] = {}
         sent: list[Awaitable[object]] = []
@@ -186,7 +187,7 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
         for tp, record in batch:
             source = source_of_topic[tp.topic]
             processed[tp] = record.offset
-            result = admit(codec, record.value, source, tp.partition, record.offset, int(now * 1000), max_future_ms)
+            result = admit(codec, record.value, source, tp.partition, record.offset, now_ms, max_future_ms)
             if isinstance(result, Rejected):
                 metrics.invalid.labels(source.value, result.reason.value).inc()
                 sent.append(await dead_letter(tp.topic, tp.partition, record.offset, record.key, record.value, result))

@@ -132,9 +132,8 @@ class SourceIntake:
                         merge.add(tp, records)
                     else:  # revoked after the fetch: its new owner reads it from the last commit
                         log.info("intake: %d fetched records of revoked %s dropped", len(records), tp)
-                for tp in merge.partitions:
-                    if tp in assigned:
-                        self._caught_up[tp] = await self._is_caught_up(tp)
+                for tp in merge.partitions:  # the assigned ones, as of now
+                    self._caught_up[tp] = await self._is_caught_up(tp)
                 while True:
                     force = held_since is not None and time.monotonic() - held_since > MAX_HOLD_SECONDS
                     batch = merge.take(BATCH_SIZE, lambda tp: self._caught_up.get(tp, False), force=force)

@@ -220,29 +220,20 @@ class HubWindows:
     def from_bytes(cls, data: bytes) -> HubWindows:
         """Inverse of :meth:`to_bytes`; also reads the JSON form written before version 2."""
         if data[:1] != _VERSION_2:
-            return cls._from_json(json.loads(data))
-        (size,) = _HEAD_SIZE.unpack_from(data, 1)
-        start = 1 + _HEAD_SIZE.size
-        raw = json.loads(data[start : start + size])
-        flows = raw["f"]
-        windows = {
-            (s, flows[f], st): [p, g, r, d] for s, f, st, p, g, r, d in _WINDOW.iter_unpack(data[start + size :])
-        }
+            raw: dict[str, Any] = json.loads(data)
+            windows = {(w[0], w[1], w[2]): list(w[3:]) for w in raw["w"]}
+        else:
+            (size,) = _HEAD_SIZE.unpack_from(data, 1)
+            start = 1 + _HEAD_SIZE.size
+            raw = json.loads(data[start : start + size])
+            flows = raw["f"]
+            windows = {
+                (s, flows[f], st): [p, g, r, d] for s, f, st, p, g, r, d in _WINDOW.iter_unpack(data[start + size :])
+            }
         return cls(
             hub=raw["hub"],
             max_event_ms=raw["max"],
             windows=windows,
-            partitions={k: list(v) for k, v in raw["p"].items()},
-            late=dict(raw["late"]),
-            dropped_until_ms=raw["dropped"],
-        )
-
-    @classmethod
-    def _from_json(cls, raw: dict[str, Any]) -> HubWindows:
-        return cls(
-            hub=raw["hub"],
-            max_event_ms=raw["max"],
-            windows={(w[0], w[1], w[2]): list(w[3:]) for w in raw["w"]},
             partitions={k: list(v) for k, v in raw["p"].items()},
             late=dict(raw["late"]),
             dropped_until_ms=raw["dropped"],
