@@ -100,6 +100,35 @@ class _Writer(Generic[T]):
     reader: dict[str, Any] | None  # None when the writer is the current schema: no resolution needed
 
 
+def _reading_form(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` without its ``timestamp-millis`` logical types: those fields read as epoch ms.
+
+    Decoding is the worker's hot path and it wants milliseconds: fastavro would build a
+    ``datetime`` per record only for it to be turned back into an integer. The wire bytes
+    and the fingerprint (computed from the schema as written) are unchanged.
+    """
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: strip(v)
+                for k, v in node.items()
+                if not k.startswith("__") and not (k == "logicalType" and v == "timestamp-millis")
+            }
+        if isinstance(node, list):
+            return [strip(item) for item in node]
+        return node
+
+    parsed = parse_schema(strip(schema))
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def _decoding_writer(source: T, schema: dict[str, Any], reader: dict[str, Any] | None) -> _Writer[T]:
+    """A writer schema (and the reader it resolves to) in the form records are decoded with."""
+    return _Writer(source, _reading_form(schema), None if reader is None else _reading_form(reader))
+
+
 class SchemaIds(Generic[T]):
     """Writer schemas named by registry id, each matched to one of our reader schemas by record name.
 
@@ -136,7 +165,7 @@ class SchemaIds(Generic[T]):
             return Reason.UNKNOWN_SCHEMA, f"schema id {schema_id} is {shown(name)}, not a parcelflow {self._what}"
         tag, reader = known
         same = to_parsing_canonical_form(parsed) == to_parsing_canonical_form(reader)
-        return _Writer(tag, parsed, None if same else reader)
+        return _decoding_writer(tag, parsed, None if same else reader)
 
     def writer(self, data: bytes) -> _Writer[T]:
         """The writer schema of a Confluent-framed record; raises InvalidEvent with the reason."""
@@ -170,7 +199,7 @@ class Codec:
         for source, schema in self.readers.items():
             fp = schema_fingerprint(schema)
             self._prefix[source] = MAGIC + fp
-            self._writers[fp] = _Writer(source, schema, None)
+            self._writers[fp] = _decoding_writer(source, schema, None)
         for source, schema in [*history_schemas(directory), *older_writers]:
             self.register_writer(source, schema)
 
@@ -180,7 +209,7 @@ class Codec:
         assert isinstance(parsed, dict)
         fp = schema_fingerprint(parsed)
         if fp not in self._writers:
-            self._writers[fp] = _Writer(source, parsed, self.readers[source])
+            self._writers[fp] = _decoding_writer(source, parsed, self.readers[source])
         return fp
 
     def write_schema_ids(self, ids: Mapping[Source, int]) -> None:

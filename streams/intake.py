@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from streams.codec import Codec
 from streams.events import InvalidEvent, Reason, ScanEvent, ms_to_datetime
-from streams.observation import encode, observe
+from streams.observation import encode_scan
 from streams.topology import Source
 
 DEADLETTER_HEADERS = ("source_topic", "source_partition", "source_offset", "reason", "detail")
@@ -83,7 +83,7 @@ def admit(
     if result.parcel_id is None:
         return Admitted(result, None)
     try:
-        return Admitted(result, encode(observe(result, source, partition, offset)))
+        return Admitted(result, encode_scan(result, source, partition, offset))
     except Exception as exc:  # noqa: BLE001 - a bug in one step rejects one record, not the stream
         return _failed("observing", exc)
 

@@ -5,8 +5,9 @@ from prometheus_client import CollectorRegistry
 
 from streams.codec import Codec
 from streams.events import Reason
-from streams.intake import DEADLETTER_HEADERS, Rejected, deadletter_headers, intake
+from streams.intake import DEADLETTER_HEADERS, Admitted, Rejected, admit, deadletter_headers, intake
 from streams.metrics import Metrics
+from streams.observation import decode, encode, observe
 from streams.topology import Source
 from tests.unit.test_events import ARRIVED, BREAKDOWN, LOADED, SORTED, T0
 
@@ -21,6 +22,18 @@ def test_intake_returns_the_event_or_the_reason(codec: Codec) -> None:
     assert intake(codec, None, Source.FLIGHT) == Rejected(Reason.UNDECODABLE, "empty record value")
     rejected = intake(codec, codec.encode(LOADED), Source.SORTER)
     assert isinstance(rejected, Rejected) and rejected.reason is Reason.WRONG_SOURCE
+
+
+def test_admit_decodes_event_time_as_ms_and_encodes_the_observation_of_the_scan(codec: Codec) -> None:
+    # The intake reads timestamp-millis as an integer and packs the by-hub record without an
+    # Observation in between: both must give exactly what the slow path gives.
+    result = admit(codec, codec.encode(SORTED), Source.SORTER, 4, 77, T0)
+    assert isinstance(result, Admitted)
+    assert result.event == SORTED
+    assert type(result.event.event_time_ms) is int
+    expected = observe(SORTED, Source.SORTER, 4, 77)
+    assert result.observation == encode(expected)
+    assert decode(result.observation) == expected
 
 
 def test_deadletter_headers_name_origin_and_reason() -> None:

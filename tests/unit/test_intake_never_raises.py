@@ -115,7 +115,7 @@ def test_a_failing_step_rejects_the_record_not_the_stream(monkeypatch: pytest.Mo
         raise struct_error
 
     struct_error = OverflowError("'H' format requires 0 <= number <= 65535")
-    monkeypatch.setattr(streams.intake, "encode", broken)
+    monkeypatch.setattr(streams.intake, "encode_scan", broken)
     result = admit(CODEC, CODEC.encode(SORTED), Source.SORTER, 0, 0, NOW_MS)
     assert isinstance(result, Rejected) and result.reason is Reason.UNPROCESSABLE
     assert "observing failed: OverflowError" in result.detail
