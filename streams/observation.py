@@ -62,10 +62,13 @@ def event_key(event_id: str) -> int:
     return int.from_bytes(digest, "big") or 1
 
 
-def observe(event: ScanEvent, source: Source, partition: int, offset: int) -> Observation:
-    """Observation of a parcel scan read at ``source`` partition/offset."""
+_Fields = tuple[str, str, int, int, Source, int, int, str, int]
+"""An observation's fields, in the order of :class:`Observation`."""
+
+
+def _fields(event: ScanEvent, source: Source, partition: int, offset: int) -> _Fields:
     assert event.parcel_id is not None and event.weight_grams is not None
-    return Observation(
+    return (
         event.hub,
         event.event_type,
         event.event_time_ms,
@@ -76,6 +79,11 @@ def observe(event: ScanEvent, source: Source, partition: int, offset: int) -> Ob
         event.parcel_id,
         event_key(event.event_id),
     )
+
+
+def observe(event: ScanEvent, source: Source, partition: int, offset: int) -> Observation:
+    """Observation of a parcel scan read at ``source`` partition/offset."""
+    return Observation(*_fields(event, source, partition, offset))
 
 
 def encode(obs: Observation) -> bytes:
@@ -95,18 +103,7 @@ def encode(obs: Observation) -> bytes:
 
 def encode_scan(event: ScanEvent, source: Source, partition: int, offset: int) -> bytes:
     """``encode(observe(event, ...))`` without the object in between (the intake's hot path)."""
-    assert event.parcel_id is not None and event.weight_grams is not None
-    return _pack(
-        event.hub,
-        event.event_type,
-        event.event_time_ms,
-        event.weight_grams,
-        source,
-        partition,
-        offset,
-        event.parcel_id,
-        event_key(event.event_id),
-    )
+    return _pack(*_fields(event, source, partition, offset))
 
 
 def _pack(

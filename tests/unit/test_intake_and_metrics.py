@@ -31,6 +31,8 @@ def test_admit_decodes_event_time_as_ms_and_encodes_the_observation_of_the_scan(
     assert isinstance(result, Admitted)
     assert result.event == SORTED
     assert type(result.event.event_time_ms) is int
+    _source, record = codec.decode_record(codec.encode(SORTED))
+    assert record["header"]["event_time"] == SORTED.event_time_ms  # no datetime built on the way
     expected = observe(SORTED, Source.SORTER, 4, 77)
     assert result.observation == encode(expected)
     assert decode(result.observation) == expected
