@@ -134,26 +134,30 @@ class SourceIntake:
                         log.info("intake: %d fetched records of revoked %s dropped", len(records), tp)
                 for tp in merge.partitions:  # the assigned ones, as of now
                     self._caught_up[tp] = await self._is_caught_up(tp)
-                while True:
+            while True:
+                # The lock is taken per batch: a revocation waits for one batch, never for the
+                # whole buffer (which could take longer than the group's rebalance timeout, and
+                # the group would then go on without this worker and re-deliver its partitions).
+                async with self._lock:
                     force = held_since is not None and time.monotonic() - held_since > MAX_HOLD_SECONDS
                     batch = merge.take(BATCH_SIZE, lambda tp: self._caught_up.get(tp, False), force=force)
-                    if not batch:
-                        break
-                    held_since = None
-                    await self._handle(batch)
-                    for tp, record in batch:
-                        self._done[tp] = record.offset + 1
-                    if len(batch) < BATCH_SIZE:
-                        break
+                    if batch:
+                        held_since = None
+                        await self._handle(batch)
+                        for tp, record in batch:
+                            self._done[tp] = record.offset + 1
+                    if time.monotonic() - last_commit >= COMMIT_INTERVAL_SECONDS:
+                        await self._commit()
+                        last_commit = time.monotonic()
+                if len(batch) < BATCH_SIZE:
+                    break
+            async with self._lock:
                 waiting = any(merge.buffered(tp) for tp in merge.partitions)
                 if waiting and held_since is None:
                     held_since = time.monotonic()  # records wait on a partition not read yet
                 elif not waiting:
                     held_since = None
-                self._flow_control(assigned)
-                if time.monotonic() - last_commit >= COMMIT_INTERVAL_SECONDS:
-                    await self._commit()
-                    last_commit = time.monotonic()
+                self._flow_control(consumer.assignment())
 
     async def _is_caught_up(self, tp: TopicPartition) -> bool:
         highwater = self.consumer.highwater(tp)
