@@ -3,6 +3,7 @@
     .venv/bin/python -m bench                          # everything, 3 repetitions, 1 h of simulated network
     .venv/bin/python -m bench --duration 1h --repeat 1 --skip peers,replay
     .venv/bin/python -m bench --only limit,parcelflow
+    .venv/bin/python -m bench --only scaleout --repeat 1   # 1, 2 and 4 workers on 12 source partitions: CPU balance
     .venv/bin/python -m bench --only registry --repeat 3   # Confluent wire format vs single-object (not in the default)
     KAFKA_BOOTSTRAP=127.0.0.1:9092 .venv/bin/python -m bench   # use a running broker
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -43,9 +45,11 @@ from .common import RESULTS, START_MS, broker, schema_registry
 from .profile import summarise
 from .stats import median
 
-GROUPS = ("limit", "parcelflow", "peers", "latency", "replay", "profile", "registry")
+GROUPS = ("limit", "parcelflow", "scaleout", "peers", "latency", "replay", "profile", "registry")
 DEFAULT_GROUPS = tuple(g for g in GROUPS if g != "registry")
 """``registry`` starts a schema registry (Java 21+) and publishes the events a second time: asked for by name."""
+SCALE_OUT_PARTITIONS = 12
+SCALE_OUT_WORKERS = (1, 2, 4)
 SINGLE_OBJECT_RUN = "parcelflow, 1 worker, single-object"
 CONFLUENT_RUN = "parcelflow, 1 worker, Confluent wire format + registry"
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
@@ -174,6 +178,28 @@ def main() -> None:
                     ),
                 ),
             ]
+        if "scaleout" in selected:
+            # The same events again, on 12 source partitions: the workers share them (and the hubs).
+            wide = replace(settings, topic_prefix=unique_name("benchwide"), partitions=SCALE_OUT_PARTITIONS)
+            print(f"publishing them on {SCALE_OUT_PARTITIONS} partitions to {wide.topic_prefix}.scans.*", flush=True)
+            asyncio.run(simulate_to_kafka(config, wide, workdir / "truth-wide.json"))
+            assert sum(runs.source_sizes(bootstrap, wide.topic_prefix).values()) == events
+            for n in SCALE_OUT_WORKERS:
+                measurements.append(
+                    (
+                        "scaleout",
+                        scale_out_run(n),
+                        functools.partial(
+                            runs.parcelflow_workers,
+                            bootstrap,
+                            wide.topic_prefix,
+                            events,
+                            n,
+                            workdir,
+                            partitions=SCALE_OUT_PARTITIONS,
+                        ),
+                    )
+                )
         # The peers' windows close on their stream time, which runs ahead when partitions are read at
         # different speeds (always, from a backlog): with a 120 s grace they drop most events as late.
         # The timed peer runs therefore use a grace longer than the events' span, so they aggregate
@@ -196,8 +222,12 @@ def main() -> None:
             for _group, name, measure in measurements:
                 result = measure()
                 samples.setdefault(name, []).append(round(result.per_s))
+                cpu = ""
+                if result.cpu_seconds:
+                    report.setdefault("cpu_seconds", {}).setdefault(name, []).append(list(result.cpu_seconds))
+                    cpu = ", CPU s per worker " + " ".join(f"{c:.1f}" for c in result.cpu_seconds)
                 print(
-                    f"[{repetition}/{args.repeat}] {name}: {result.per_s:,.0f} events/s ({result.seconds:.1f} s)",
+                    f"[{repetition}/{args.repeat}] {name}: {result.per_s:,.0f} events/s ({result.seconds:.1f} s{cpu})",
                     flush=True,
                 )
 
@@ -240,6 +270,7 @@ def main() -> None:
                 "events": rep.events,
                 "seconds": round(rep.seconds, 1),
                 "events_per_s": round(rep.per_s),
+                "cpu_us_per_event_by_hour": {str(h): round(us, 1) for h, us in rep.cpu_us_by_hour.items()},
             }
             print(f"replay: {rep.events} events in {rep.seconds:.1f} s", flush=True)
 
@@ -252,6 +283,16 @@ def main() -> None:
     path = RESULTS / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+
+
+def scale_out_run(workers: int) -> str:
+    """Name of a scale-out run."""
+    return f"parcelflow, {workers} worker{'s' if workers > 1 else ''}, {SCALE_OUT_PARTITIONS} partitions"
+
+
+def busiest_share(cpu: list[float]) -> float:
+    """The busiest worker's CPU time over the mean of all workers' (1.0 = perfectly even)."""
+    return max(cpu) / (sum(cpu) / len(cpu)) if sum(cpu) > 0 else 0.0
 
 
 def summary(report: dict[str, Any]) -> list[tuple[str, str]]:
@@ -278,6 +319,19 @@ def summary(report: dict[str, Any]) -> list[tuple[str, str]]:
     # The targets of issue 12: the same-run ratios to the peers decide, not the absolute figure.
     ratio("parcelflow / Quix Streams", "Quix Streams peer", "(target >= 2.0)")
     ratio("parcelflow / Kafka Streams", "Kafka Streams peer", "(target >= 0.5)")
+    single = med.get(scale_out_run(1))
+    for n in SCALE_OUT_WORKERS:
+        name = scale_out_run(n)
+        if name not in med or single is None:
+            continue
+        shares = [busiest_share(cpu) for cpu in report.get("cpu_seconds", {}).get(name, [])]
+        rows.append(
+            (
+                f"scale-out, {n} worker{'s' if n > 1 else ''} on {SCALE_OUT_PARTITIONS} partitions",
+                f"{med[name] / single:.2f}x the events/s of 1 worker; busiest worker's CPU / mean"
+                f" {median(shares):.2f}x (runs: {', '.join(f'{s:.2f}' for s in shares)}; target <= 1.3)",
+            )
+        )
     for lat in report.get("latency", []):
         rows.append(
             (
@@ -308,6 +362,17 @@ def summary(report: dict[str, Any]) -> list[tuple[str, str]]:
             ("replay, 2 workers (measured)", f"{rep['events']:,} events in {rep['seconds']} s = {per_s:,} events/s")
         )
         rows.append(("replay of 10 M events (extrapolated)", f"{10_000_000 / per_s / 60:.0f} min at the measured rate"))
+        by_hour = {int(h): us for h, us in rep.get("cpu_us_per_event_by_hour", {}).items()}
+        if len(by_hour) >= 2:
+            first, last = min(by_hour), max(by_hour)
+            rows.append(
+                (
+                    "replay, workers' CPU per event by event-time hour",
+                    f"hour {first}: {by_hour[first]:,.0f} us, hour {last}: {by_hour[last]:,.0f} us ="
+                    f" {by_hour[last] / by_hour[first]:.2f}x (target <= 1.2); all hours: "
+                    + ", ".join(f"{us:,.0f}" for _h, us in sorted(by_hour.items())),
+                )
+            )
     return rows
 
 

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
@@ -36,7 +36,7 @@ from tests.helpers import REPO, WorkerProcess, free_port, scrape, total, unique_
 from tests.integration.pipeline import group_done, pipeline_done
 
 from .common import START_MS
-from .stats import publish_to_count_latencies, quantile
+from .stats import cpu_per_event_by_hour, publish_to_count_latencies, quantile
 
 PEERS_VENV = REPO / ".cache" / "bench-peers"
 """The Quix Streams peer's own venv (its confluent-kafka pin differs from parcelflow's)."""
@@ -44,6 +44,7 @@ PEERS_VENV = REPO / ".cache" / "bench-peers"
 KAFKA_STREAMS_DIR = Path(__file__).resolve().parent / "peers" / "kafka-streams"
 POLL_S = 0.5
 EVENTS_TOTAL = "parcelflow_events_total"
+WATERMARK = "parcelflow_watermark_timestamp_seconds"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Throughput:
 
     events: int
     seconds: float
+    cpu_seconds: tuple[float, ...] = ()
+    """CPU time (user + system) of each worker process over the timed span (parcelflow runs)."""
 
     @property
     def per_s(self) -> float:
@@ -160,6 +163,12 @@ def wait_group(
     raise TimeoutError(f"group {group} did not catch up within {timeout:.0f} s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
+
+
 def parcelflow_workers(
     bootstrap: str,
     prefix: str,
@@ -168,8 +177,14 @@ def parcelflow_workers(
     workdir: Path,
     profile_to: Path | None = None,
     registry: str | None = None,
+    partitions: int = 6,
 ) -> Throughput:
-    """Full parcelflow workers (decode, validate, windows, dwell, backlog, metrics) on the events."""
+    """Full parcelflow workers (decode, validate, windows, dwell, backlog, metrics) on the events.
+
+    ``partitions`` is the partition count of the worker's own topics (it must equal the sources').
+    Each worker's CPU time is taken when the first event is counted and again when everything is
+    committed, so start-up is not in it.
+    """
     app_id = unique_name(f"pf{workers}")
     processes = []
     spy: subprocess.Popen[bytes] | None = None
@@ -177,7 +192,7 @@ def parcelflow_workers(
         for n in range(workers):
             process = WorkerProcess(bootstrap, prefix, workdir / f"{app_id}-{n}", app_id=app_id, registry=registry)
             (workdir / f"{app_id}-{n}").mkdir(parents=True)
-            process.env["PARCELFLOW_PARTITIONS"] = "6"
+            process.env["PARCELFLOW_PARTITIONS"] = str(partitions)
             processes.append(process)
         for process in processes:
             process.start()
@@ -190,9 +205,15 @@ def parcelflow_workers(
                 stderr=subprocess.DEVNULL,
             )
 
+        pids = [p.process.pid for p in processes if p.process is not None]
+        cpu_at_start: list[float] = []
+
         def first_at() -> float | None:
             counted = sum(total(scrape(p.metrics_port), EVENTS_TOTAL) for p in processes)
-            return time.time() if counted > 0 else None
+            if counted == 0:
+                return None
+            cpu_at_start.extend(cpu_seconds(pid) for pid in pids)
+            return time.time()
 
         seconds = wait_group(
             app_id,
@@ -201,7 +222,8 @@ def parcelflow_workers(
             lambda: all(p.process is not None and p.process.poll() is None for p in processes),
             timeout=1800,
         )
-        return Throughput(events, seconds)
+        used = tuple(cpu_seconds(pid) - before for pid, before in zip(pids, cpu_at_start, strict=True))
+        return Throughput(events, seconds, used)
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -407,23 +429,67 @@ def latency(bootstrap: str, workdir: Path, rate: float, seconds: float, scrape_s
 # --- replay --------------------------------------------------------------------------------------
 
 
-def replay(bootstrap: str, prefix: str, workers: int = 2) -> Throughput:
-    """``run_replay`` of every record of ``prefix`` at full speed, with ``workers`` workers."""
+class ProgressSampler(threading.Thread):
+    """Scrapes workers every ``interval`` s: (CPU seconds, events counted, newest watermark ms), summed/newest."""
+
+    def __init__(self, ports: list[int], interval: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.ports = ports
+        self.interval = interval
+        self.samples: list[tuple[float, float, float]] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                scraped = [scrape(port) for port in self.ports]
+            except OSError:  # a worker not serving yet (or stopping): the next scrape counts it
+                continue
+            watermarks = [v for s in scraped for (name, _l), v in s.items() if name == WATERMARK]
+            events = sum(total(s, EVENTS_TOTAL) for s in scraped)
+            if watermarks and events > 0:
+                cpu = sum(total(s, "process_cpu_seconds_total") for s in scraped)
+                self.samples.append((cpu, events, max(watermarks) * 1000))
+
+
+@dataclass(frozen=True)
+class Replay(Throughput):
+    """A replay's throughput, and its workers' CPU µs per event in each hour of event time."""
+
+    cpu_us_by_hour: dict[int, float] = field(default_factory=dict)
+
+
+def replay(bootstrap: str, prefix: str, workers: int = 2, start_ms: int = START_MS) -> Replay:
+    """``run_replay`` of every record of ``prefix`` at full speed, with ``workers`` workers.
+
+    The workers are scraped every second for their CPU time, events and watermark, which gives the
+    CPU cost per event in each hour of event time (hour 0 begins at ``start_ms``): a cost that grows
+    with the state a long replay keeps shows as later hours costing more.
+    """
+    metrics_port = free_port()
+    sampler = ProgressSampler([metrics_port + n for n in range(workers)])
     with tempfile.TemporaryDirectory(prefix="parcelflow-bench-replay-") as tmp:
         settings = Settings(
             bootstrap=bootstrap, data_dir=Path(tmp) / "data", targets_dir=Path(tmp) / "targets", partitions=6
         )
         began = time.monotonic()
-        stats = run_replay(
-            settings,
-            unique_name("r").removeprefix("t-"),
-            archive_dir=None,
-            from_ms=None,
-            to_ms=None,
-            source_prefix=prefix,
-            speed=None,
-            on_error="stop",
-            workers=workers,
-            metrics_port=free_port(),
+        sampler.start()
+        try:
+            stats = run_replay(
+                settings,
+                unique_name("r").removeprefix("t-"),
+                archive_dir=None,
+                from_ms=None,
+                to_ms=None,
+                source_prefix=prefix,
+                speed=None,
+                on_error="stop",
+                workers=workers,
+                metrics_port=metrics_port,
+            )
+        finally:
+            sampler.stopping.set()
+            sampler.join(timeout=10)
+        return Replay(
+            stats.records, time.monotonic() - began, cpu_us_by_hour=cpu_per_event_by_hour(sampler.samples, start_ms)
         )
-        return Throughput(stats.records, time.monotonic() - began)

@@ -6,7 +6,7 @@ import asyncio
 
 import faust
 import uvloop
-from prometheus_client import CollectorRegistry, disable_created_metrics
+from prometheus_client import CollectorRegistry, ProcessCollector, disable_created_metrics
 from rich.console import Console
 
 from streams.admin import ensure_topics
@@ -23,6 +23,7 @@ def run_worker(settings: Settings, console: Console) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series only add noise to every dashboard query
     registry = CollectorRegistry()
+    ProcessCollector(registry=registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
     health = Health()
     app, _metrics = build_app(settings, registry, health)
     serve(registry, health, settings.metrics_host, settings.metrics_port)
