@@ -16,9 +16,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from faust.types import TP, TableT
+from faust.types import TP, AppT, TableT
 
 from streams.admin import purge_group_partitions
 from streams.aggregate import BatchResult, HubAggregator, Limits, process_isolating_failures
@@ -103,26 +103,43 @@ class TableStore:
     async def written(self) -> None:
         """Send the changelog records written so far; return once the broker holds them all.
 
-        Raises if one of them failed for good (the batch must not be acknowledged then).
+        The records go out as whole record batches built here (aiokafka's ``create_batch`` /
+        ``send_batch``: a few per partition and agent batch), not one ``send`` each: a future, a
+        callback and an accumulator append per record cost more than the aggregation of the scan
+        that wrote it. Batches of one partition are delivered in the order sent, so the last-write
+        order holds. Raises if one of them failed for good (the batch must not be acknowledged then).
         """
         pending, self._pending = self._pending, {}
         if not pending:
             return
         topic = self.table.changelog_topic.get_topic_name()
-        producer = self.table.app.producer
-        deliveries = [
-            await producer.send(topic, key, value, self.partition, None, None) for key, value in pending.items()
-        ]
-        delivered = await asyncio.gather(*deliveries)
+        producer = kafka_producer(self.table.app)
+        batches = [producer.create_batch()]
+        for key, value in pending.items():
+            if batches[-1].append(key=key, value=value, timestamp=None) is None:  # full
+                batches.append(producer.create_batch())
+                batches[-1].append(key=key, value=value, timestamp=None)  # a first record always fits
+        deliveries = [await producer.send_batch(batch, topic, partition=self.partition) for batch in batches]
+        delivered = await asyncio.gather(*deliveries)  # each is the offset of its batch's first record
+        last = delivered[-1].offset + batches[-1].record_count() - 1
         # What keeps recovery from re-reading the whole changelog (a no-op for the memory store).
         store: Any = self.table.data  # typed as a mapping in Faust; it is the table's StoreT
-        store.set_persisted_offset(TP(topic, self.partition), max(r.offset for r in delivered))
+        store.set_persisted_offset(TP(topic, self.partition), last)
 
     def keys(self) -> Iterable[bytes]:
         """Keys held locally for this partition (memory store: every partition this worker owns)."""
         if self._db is None:
             return list(self.table.data.keys())
         return [bytes(k) for k in self._db.keys()]
+
+
+def kafka_producer(app: AppT) -> AIOKafkaProducer:
+    """The aiokafka producer under Faust's, started and stopped with the app (Faust's commit flushes it)."""
+    faust_producer: Any = app.producer  # Faust's aiokafka driver; typed as its abstract ProducerT
+    producer: AIOKafkaProducer | None = faust_producer._producer  # noqa: SLF001 - Faust has no public accessor
+    if producer is None:
+        raise RuntimeError("Faust's producer is not started")
+    return producer
 
 
 def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:

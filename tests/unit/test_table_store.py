@@ -1,4 +1,4 @@
-"""The table store sends a batch's changelog once per key and waits for it before the batch is acked."""
+"""The table store sends a batch's changelog once per key, in record batches, and awaits it before the ack."""
 
 from __future__ import annotations
 
@@ -27,18 +27,44 @@ class Metadata:
         self.offset = offset
 
 
-class Producer:
-    """Faust's producer surface the store uses: ``send`` returns a delivery we resolve by hand."""
+class Batch:
+    """aiokafka's BatchBuilder surface: refuses a record past ``capacity`` (a first one always fits)."""
 
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes | None, int, asyncio.Future[Metadata]]] = []
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.records: list[tuple[bytes, bytes | None]] = []
 
-    async def send(
-        self, topic: str, key: bytes, value: bytes | None, partition: int, timestamp: None, headers: None
-    ) -> asyncio.Future[Metadata]:
+    def append(self, *, key: bytes, value: bytes | None, timestamp: None) -> object | None:
+        if len(self.records) >= self.capacity:
+            return None
+        self.records.append((key, value))
+        return object()
+
+    def record_count(self) -> int:
+        return len(self.records)
+
+
+class KafkaProducer:
+    """The aiokafka producer surface the store uses: batches whose delivery we resolve by hand."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.sent: list[tuple[str, int, Batch, asyncio.Future[Metadata]]] = []
+
+    def create_batch(self) -> Batch:
+        return Batch(self.capacity)
+
+    async def send_batch(self, batch: Batch, topic: str, *, partition: int) -> asyncio.Future[Metadata]:
         delivered: asyncio.Future[Metadata] = asyncio.get_running_loop().create_future()
-        self.sent.append((topic, key, value, partition, delivered))
+        self.sent.append((topic, partition, batch, delivered))
         return delivered
+
+
+class Producer:
+    """Faust's producer: the aiokafka one is under it."""
+
+    def __init__(self, capacity: int) -> None:
+        self._producer = KafkaProducer(capacity)
 
 
 class ChangelogTopic:
@@ -47,42 +73,43 @@ class ChangelogTopic:
 
 
 class App:
-    def __init__(self) -> None:
-        self.producer = Producer()
+    def __init__(self, capacity: int) -> None:
+        self.producer = Producer(capacity)
 
 
 class Table:
     """A Faust table's surface the store uses."""
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 1000) -> None:
         self.data = Data()
-        self.app = App()
+        self.app = App(capacity)
         self.changelog_topic = ChangelogTopic()
 
 
 async def _written_sends_each_key_once_and_waits() -> None:
-    table = Table()
-    sent = table.app.producer.sent
+    table = Table(capacity=2)  # two records a batch: three keys make two batches
+    sent = table.app.producer._producer.sent
     store = TableStore(cast(Any, table), 2)
     store.put(b"visit:LGG:P1", b"v1")
+    store.put(b"visit:LGG:P2", b"v2")
     store.put(b"hub:LGG", b"state-1")
     store.delete(b"visit:LGG:P1")
     store.put(b"hub:LGG", b"state-2")  # the hub value, written last, is sent last
-    assert table.data == {b"hub:LGG": b"state-2"}
+    assert table.data == {b"visit:LGG:P2": b"v2", b"hub:LGG": b"state-2"}
     assert sent == []  # nothing goes out before the batch is written
     written = asyncio.ensure_future(store.written())
     await asyncio.sleep(0)
-    assert [(t, k, v, p) for t, k, v, p, _ in sent] == [
-        ("app-hub-state-changelog", b"visit:LGG:P1", None, 2),
-        ("app-hub-state-changelog", b"hub:LGG", b"state-2", 2),
+    assert [(t, p, b.records) for t, p, b, _ in sent] == [
+        ("app-hub-state-changelog", 2, [(b"visit:LGG:P2", b"v2"), (b"visit:LGG:P1", None)]),
+        ("app-hub-state-changelog", 2, [(b"hub:LGG", b"state-2")]),
     ]
-    sent[1][4].set_result(Metadata(41))
+    sent[1][3].set_result(Metadata(42))  # the second batch's first record is at offset 42
     await asyncio.sleep(0)
-    assert not written.done()  # one record is not on the broker yet
+    assert not written.done()  # one batch is not on the broker yet
     assert table.data.persisted == {}
-    sent[0][4].set_result(Metadata(40))
+    sent[0][3].set_result(Metadata(40))
     await asyncio.wait_for(written, timeout=5)
-    assert table.data.persisted == {TP("app-hub-state-changelog", 2): 41}
+    assert table.data.persisted == {TP("app-hub-state-changelog", 2): 42}  # the last record's offset
     await asyncio.wait_for(store.written(), timeout=5)  # nothing written since: returns at once
     assert len(sent) == 2
 
@@ -93,7 +120,7 @@ async def _a_failed_record_fails_the_wait() -> None:
     store.put(b"k", b"v")
     written = asyncio.ensure_future(store.written())
     await asyncio.sleep(0)
-    table.app.producer.sent[0][4].set_exception(RuntimeError("broker refused"))
+    table.app.producer._producer.sent[0][3].set_exception(RuntimeError("broker refused"))
     with pytest.raises(RuntimeError, match="broker refused"):
         await written
     assert table.data.persisted == {}  # a failed batch does not move the persisted offset
