@@ -30,7 +30,7 @@ from streams.metrics import Metrics
 from streams.observation import Observation, decode_batch, encode, join_batch
 from streams.registry import WriterSchemas
 from streams.settings import Settings
-from streams.source_intake import Batch, SourceIntake
+from streams.source_intake import Batch, Delivery, SourceIntake
 from streams.topology import Source, Topics
 from streams.windows import WindowLimits
 
@@ -189,11 +189,11 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
             key, value = (key or b"")[:1024], (value or b"")[: DEADLETTER_MAX_BYTES - 1024]
         return await deadletter.send(key=key, value=value, headers=headers)
 
-    async def forward(batch: Batch) -> None:
+    async def forward(batch: Batch) -> Delivery:
         """Decode each record; count valid scans, forward parcel scans by hub, dead-letter the rest.
 
-        Returns once every forwarded and dead-lettered record is on the broker (a failure
-        raises): only then does the intake commit the batch's offsets.
+        Returns the delivery of every forwarded and dead-lettered record (it raises if one failed):
+        the intake commits the batch's offsets only once it is done.
         """
         now = time.time()
         now_ms = int(now * 1000)
@@ -214,8 +214,8 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
                 by_hub_batch.setdefault(result.event.hub, []).append(result.observation)
         for hub, encoded in by_hub_batch.items():
             sent.append(await by_hub.send(key=hub.encode(), value=join_batch(encoded)))
-        await asyncio.gather(*sent)
         metrics.observe(valid, now)
+        return asyncio.gather(*sent)
 
     def intake_revoked(revoked: set[TopicPartition]) -> None:
         for tp in revoked:

@@ -8,7 +8,9 @@ recovery and rebalancing.
 
 Contract (the same as Faust's agent had): a batch's offsets are committed only after every
 record it forwarded or dead-lettered is on the broker, so a crash re-delivers, never loses; a
-re-delivered scan is skipped downstream by the last applied offset of its source partition.
+re-delivered scan is skipped downstream by the last applied offset of its source partition. The
+next batches are decoded while a batch's records are on their way (up to ``MAX_IN_FLIGHT``), so
+a broker round trip per batch does not leave the worker idle; deliveries are settled in order.
 Records are handed out in event-time order across partitions (:mod:`streams.merge`), so a
 backlog read partition by partition does not make on-time scans late. On a rebalance the batch
 in flight is finished and the offsets committed before partitions are given up.
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -40,17 +43,26 @@ PAUSE_ABOVE = 5000
 MAX_HOLD_SECONDS = 5.0
 """How long a silent, not caught-up partition may hold the others back."""
 
+MAX_IN_FLIGHT = 4
+"""Handled batches whose records may still be on their way to the broker."""
+
 Batch = list[tuple[TopicPartition, ConsumerRecord]]
+Delivery = Awaitable[object]
+"""What handling a batch returns: done once every record it sent is on the broker (or failed)."""
 
 
 class SourceIntake:
-    """Consumes the source topics and hands batches to ``handle``; commits what it has delivered."""
+    """Consumes the source topics and hands batches to ``handle``; commits what it has delivered.
+
+    ``handle`` processes a batch and returns its delivery, which the intake awaits (in order, at
+    most ``MAX_IN_FLIGHT`` at a time) before the batch's offsets may be committed.
+    """
 
     def __init__(
         self,
         settings: Settings,
         topics: list[str],
-        handle: Callable[[Batch], Awaitable[None]],
+        handle: Callable[[Batch], Awaitable[Delivery]],
         on_revoked: Callable[[set[TopicPartition]], None] = lambda revoked: None,
     ) -> None:
         self.topics = topics
@@ -60,6 +72,7 @@ class SourceIntake:
         self._on_revoked = on_revoked
         self._merge: EventTimeMerge[TopicPartition, ConsumerRecord] = EventTimeMerge()
         self._done: dict[TopicPartition, int] = {}  # next offset to commit, delivered
+        self._in_flight: deque[tuple[asyncio.Future[object], dict[TopicPartition, int]]] = deque()
         self._committed: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()  # held by a batch in flight; a revocation waits for it
         self._caught_up: dict[TopicPartition, bool] = {}
@@ -104,6 +117,7 @@ class SourceIntake:
             await self._loop()
         finally:
             with contextlib.suppress(Exception):  # what is not committed is re-read: harmless
+                await self._settle()
                 await self._commit()
             await self.consumer.stop()
 
@@ -143,9 +157,9 @@ class SourceIntake:
                     batch = merge.take(BATCH_SIZE, lambda tp: self._caught_up.get(tp, False), force=force)
                     if batch:
                         held_since = None
-                        await self._handle(batch)
-                        for tp, record in batch:
-                            self._done[tp] = record.offset + 1
+                        delivery = asyncio.ensure_future(await self._handle(batch))
+                        self._in_flight.append((delivery, {tp: record.offset + 1 for tp, record in batch}))
+                    await self._settle(keep=MAX_IN_FLIGHT)
                     if time.monotonic() - last_commit >= COMMIT_INTERVAL_SECONDS:
                         await self._commit()
                         last_commit = time.monotonic()
@@ -158,6 +172,18 @@ class SourceIntake:
                 elif not waiting:
                     held_since = None
                 self._flow_control(consumer.assignment())
+
+    async def _settle(self, keep: int = 0) -> None:
+        """Mark delivered batches done, oldest first; wait for the oldest while more than ``keep`` are on their way.
+
+        A failed delivery raises: nothing after it is marked done, so nothing after it is committed.
+        """
+        in_flight = self._in_flight
+        while in_flight and (in_flight[0][0].done() or len(in_flight) > keep):
+            delivery, offsets = in_flight[0]
+            await delivery
+            in_flight.popleft()
+            self._done.update(offsets)
 
     async def _is_caught_up(self, tp: TopicPartition) -> bool:
         highwater = self.consumer.highwater(tp)
@@ -191,7 +217,8 @@ class SourceIntake:
         self._committed.update({tp: meta.offset for tp, meta in due.items()})
 
     async def _revoked(self, revoked: set[TopicPartition]) -> None:
-        async with self._lock:  # the batch in flight is delivered first
+        async with self._lock:  # the batch being handled is finished first, then every delivery
+            await self._settle()
             await self._commit(revoked)
             log.info("intake revoked %s (%d buffered records dropped)", _names(revoked), _count(self._merge, revoked))
             self._merge.revoke(revoked)

@@ -1,19 +1,20 @@
-"""The source intake's loop against an in-memory consumer: a revocation waits for one batch, not the buffer."""
+"""The source intake's loop on an in-memory consumer: deliveries settle in order; a revocation waits for them."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.settings import Settings
-from streams.source_intake import Batch, SourceIntake
+from streams.source_intake import MAX_IN_FLIGHT, Batch, Delivery, SourceIntake
 
 TP0 = TopicPartition("p.scans.sorter", 0)
 TP1 = TopicPartition("p.scans.sorter", 1)
-RECORDS = 3000  # per partition: 6 batches of 1000 in the buffer after one fetch
+RECORDS = 10_000  # per partition: 20 batches of 1000 in the buffer after one fetch
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,10 @@ async def test_a_revocation_waits_for_the_batch_in_flight_not_the_whole_buffer()
     revoked_after: list[int] = []
     first_batch = asyncio.Event()
 
-    async def handle(batch: Batch) -> None:
+    async def handle(batch: Batch) -> Delivery:
         handled.append(batch)
         first_batch.set()
-        await asyncio.sleep(0.01)  # the sends of a batch: the loop turns meanwhile
+        return asyncio.sleep(0.01)  # the sends of a batch: the loop turns meanwhile
 
     intake = SourceIntake(Settings(), [TP0.topic], handle, lambda revoked: revoked_after.append(len(handled)))
     consumer = Consumer()
@@ -75,17 +76,54 @@ async def test_a_revocation_waits_for_the_batch_in_flight_not_the_whole_buffer()
     loop = asyncio.create_task(intake._loop())  # noqa: SLF001
     try:
         await asyncio.wait_for(first_batch.wait(), timeout=10)
-        consumer.assigned = {TP1}  # the group takes partition 0 away while 5 batches are buffered
+        consumer.assigned = {TP1}  # the group takes partition 0 away while many batches are buffered
         await asyncio.wait_for(intake._revoked({TP0}), timeout=10)  # noqa: SLF001
-        assert revoked_after == [1]  # it got in right after the first batch
+        # It got in once the batches on their way were delivered, long before the buffer was drained.
+        assert revoked_after and revoked_after[0] <= MAX_IN_FLIGHT + 1
+        before = revoked_after[0]
         # What was delivered of partition 0 is committed on the way out; none of it is taken later.
-        of_tp0 = [record.offset for tp, record in handled[0] if tp == TP0]
+        of_tp0 = [record.offset for batch in handled[:before] for tp, record in batch if tp == TP0]
         assert consumer.commits[-1] == {TP0: OffsetAndMetadata(max(of_tp0) + 1, "")}
         async with asyncio.timeout(10):  # the rest of partition 1 follows
             while sum(len(b) for b in handled) < RECORDS + len(of_tp0):
                 await asyncio.sleep(0.01)
-        later = [tp for batch in handled[1:] for tp, _record in batch]
+        later = [tp for batch in handled[before:] for tp, _record in batch]
         assert later and set(later) == {TP1}
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+
+
+async def test_offsets_are_committed_only_up_to_the_oldest_batch_not_yet_delivered() -> None:
+    deliveries: list[asyncio.Future[object]] = []
+
+    async def handle(batch: Batch) -> Delivery:
+        deliveries.append(asyncio.get_running_loop().create_future())
+        return deliveries[-1]
+
+    intake = SourceIntake(Settings(), [TP0.topic], handle)
+    consumer = Consumer()
+    intake._consumer = consumer  # type: ignore[assignment]  # noqa: SLF001 - the loop, without a broker
+    loop = asyncio.create_task(intake._loop())  # noqa: SLF001
+    try:
+        async with asyncio.timeout(10):  # batches are handled while earlier ones are on their way...
+            while len(deliveries) < MAX_IN_FLIGHT + 1:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert len(deliveries) == MAX_IN_FLIGHT + 1  # ...but no more than that many
+        deliveries[1].set_result(None)  # the second is on the broker, the first is not
+        await asyncio.sleep(0.05)
+        await intake._commit()  # noqa: SLF001
+        assert consumer.commits == []  # nothing is committed past an undelivered batch
+        deliveries[0].set_result(None)
+        async with asyncio.timeout(10):
+            while len(deliveries) < MAX_IN_FLIGHT + 3:
+                await asyncio.sleep(0.01)
+        await intake._commit()  # noqa: SLF001
+        assert consumer.commits[-1] == {TP0: OffsetAndMetadata(1000, ""), TP1: OffsetAndMetadata(1000, "")}
+        deliveries[2].set_exception(RuntimeError("broker refused"))
+        with pytest.raises(RuntimeError, match="broker refused"):  # the intake fails: the worker exits
+            await asyncio.wait_for(loop, timeout=10)
     finally:
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
