@@ -202,9 +202,10 @@ class HubAggregator:
             windows = HubWindows.from_bytes(raw) if raw is not None else HubWindows(hub)
         pending = self._pending_dwell[hub]
         for obs in batch:
-            seen[obs.source_partition] = now
+            source_partition = obs.source_partition
+            seen[source_partition] = now
             flow = obs.flow
-            if flow is not None and windows.redelivered(obs.source_partition, obs.offset):
+            if flow is not None and windows.redelivered(source_partition, obs.offset):
                 result.outcomes[(hub, flow, Outcome.DUPLICATE)] += 1
                 continue
             key = visit_key(hub, obs.parcel_id)
@@ -215,7 +216,7 @@ class HubAggregator:
                 continue
             if flow is not None:
                 outcome = windows.apply(
-                    flow, obs.event_time_ms, obs.grams, obs.source_partition, obs.offset, limits.windows
+                    flow, obs.event_time_ms, obs.grams, source_partition, obs.offset, limits.windows
                 )
                 result.outcomes[(hub, flow, outcome)] += 1
             visit = None if value is None else decode_visit(value)

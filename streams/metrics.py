@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.aggregate import BatchResult
-from streams.events import Flow, Reason, ScanEvent
+from streams.events import FLOW_OF_EVENT_TYPE, Flow, Reason, ScanEvent
 from streams.topology import Source
 from streams.windows import MINUTE_MS, Outcome
 
@@ -199,26 +199,32 @@ class Metrics:
 
         Counts are summed per batch first: ``labels()`` costs more than the addition itself.
         """
-        events: Tally[tuple[str, str, str]] = Tally()
-        parcels: Tally[tuple[str, str]] = Tally()
-        grams: Tally[tuple[str, str]] = Tally()
-        delay = self.event_delay
-        children: dict[str, Histogram] = {}
+        events: Tally[tuple[str, Source, str]] = Tally()
+        grams: Tally[tuple[str, Flow]] = Tally()
+        parcels: Tally[tuple[str, Flow]] = Tally()
+        delays: dict[Source, list[float]] = {}
+        flow_of = FLOW_OF_EVENT_TYPE.get
         for event, source in scans:
-            events[(event.hub, source.value, event.event_type)] += 1
-            flow = event.flow
+            hub, event_type = event.hub, event.event_type
+            events[(hub, source, event_type)] += 1
+            flow = flow_of(event_type)
             if flow is not None and event.weight_grams is not None:
-                parcels[(event.hub, flow.value)] += 1
-                grams[(event.hub, flow.value)] += event.weight_grams
-            child = children.get(source.value)
-            if child is None:
-                child = children[source.value] = delay.labels(source.value)
-            child.observe(now - event.event_time_ms / 1000)
-        for series, count in events.items():
-            self.events.labels(*series).inc(count)
-        for hub_flow, count in parcels.items():
-            self.parcels.labels(*hub_flow).inc(count)
-            self.kilograms.labels(*hub_flow).inc(grams[hub_flow] / 1000)
+                parcels[(hub, flow)] += 1
+                grams[(hub, flow)] += event.weight_grams
+            delay = now - event.event_time_ms / 1000
+            try:
+                delays[source].append(delay)
+            except KeyError:
+                delays[source] = [delay]
+        for (hub, source, event_type), count in events.items():
+            self.events.labels(hub, source.value, event_type).inc(count)
+        for (hub, flow), count in parcels.items():
+            self.parcels.labels(hub, flow.value).inc(count)
+            self.kilograms.labels(hub, flow.value).inc(grams[(hub, flow)] / 1000)
+        for source, values in delays.items():
+            observe = self.event_delay.labels(source.value).observe
+            for value in values:
+                observe(value)
 
     def forget_hubs(self, hubs: list[str]) -> None:
         """Drop the gauges of hubs this worker no longer aggregates (after a rebalance).

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from streams.events import EVENT_TYPES, FLOW_OF_EVENT_TYPE, ScanEvent
-from streams.topology import Source
+from streams.topology import Source, source_partition_id
 
 _LAYOUT = struct.Struct(">3sBqiBHqQ")
 _LENGTH = struct.Struct(">H")
@@ -26,9 +26,12 @@ _OUTBOUND_BY_INDEX = tuple(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """A parcel scan as the hub aggregator needs it, with its exact source position."""
+class Observation(NamedTuple):
+    """A parcel scan as the hub aggregator needs it, with its exact source position.
+
+    A named tuple, not a frozen dataclass: one is built per scan the aggregation reads, and a
+    tuple is built ~4x faster than a frozen dataclass sets its fields.
+    """
 
     hub: str
     event_type: str
@@ -43,7 +46,7 @@ class Observation:
     @property
     def source_partition(self) -> str:
         """Id of the source partition (for per-partition lateness and de-duplication)."""
-        return f"{self.source.value}:{self.partition}"
+        return source_partition_id(self.source, self.partition)
 
     @property
     def flow(self) -> str | None:

@@ -14,6 +14,18 @@ class Source(StrEnum):
     TRUCK = "truck"
 
 
+_PARTITION_IDS: dict[tuple[Source, int], str] = {}
+
+
+def source_partition_id(source: Source, partition: int) -> str:
+    """``sorter:3``: how windows and visits name a source partition (the string made once per partition)."""
+    key = (source, partition)
+    found = _PARTITION_IDS.get(key)
+    if found is None:
+        found = _PARTITION_IDS[key] = f"{source.value}:{partition}"
+    return found
+
+
 @dataclass(frozen=True)
 class Topics:
     """Every topic name the pipeline uses, derived from one prefix."""

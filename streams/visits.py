@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from streams.topology import Source
+from streams.topology import Source, source_partition_id
 
 Visit = tuple[int, int | None, int | None]
 _VISIT = struct.Struct(">qqq")
@@ -45,7 +45,7 @@ class Counted:
     @property
     def source_partition(self) -> str:
         """Id of the source partition (as the windows name it)."""
-        return f"{self.source.value}:{self.partition}"
+        return source_partition_id(self.source, self.partition)
 
 
 @dataclass(frozen=True, slots=True)

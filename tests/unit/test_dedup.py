@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from streams.aggregate import HubAggregator, Limits
 from streams.observation import Observation, decode, encode, event_key
 from streams.topology import Source
@@ -44,7 +42,7 @@ def test_retransmitted_scans_count_once_and_are_counted_by_kind() -> None:
     expected = minute_totals([agg.process(once, scans(40) + closing(1000), now=0.0)])
     store, agg = DictStore(), HubAggregator(LIMITS)
     original = scans(40)
-    retransmitted = [dataclasses.replace(o, offset=o.offset + 500) for o in original[::3]]  # same ids, new offsets
+    retransmitted = [o._replace(offset=o.offset + 500) for o in original[::3]]  # same ids, new offsets
     results = [agg.process(store, original[:50], now=0.0), agg.process(store, original[50:] + retransmitted, now=0.0)]
     results.append(agg.process(store, closing(1000), now=0.0))
     assert minute_totals(results) == expected
