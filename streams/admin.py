@@ -11,7 +11,7 @@ compacted, and only the dead letters (stamped by the broker on arrival: LogAppen
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
@@ -120,17 +120,23 @@ async def topic_retentions(settings: Settings, topics: Collection[str]) -> dict[
 
 
 async def purge_committed(
-    admin: AIOKafkaAdminClient, group: str, partitions: Collection[TopicPartition]
+    admin: AIOKafkaAdminClient,
+    group: str,
+    partitions: Collection[TopicPartition],
+    below: Mapping[TopicPartition, int] | None = None,
 ) -> dict[TopicPartition, int]:
     """Delete the records of ``partitions`` before ``group``'s committed offsets; return the new low watermarks.
 
     Only what the group has committed goes: a record not yet processed (or processed but not
-    committed, so re-delivered after a crash) is never deleted.
+    committed, so re-delivered after a crash) is never deleted; nor one at or past ``below``
+    (a partition's bound, when given).
     """
     if not partitions:
         return {}
     committed = await admin.list_consumer_group_offsets(group, partitions=list(partitions))
-    doomed = {tp: RecordsToDelete(meta.offset) for tp, meta in committed.items() if meta.offset > 0}
+    bound = below or {}
+    upto = {tp: min(meta.offset, bound.get(tp, meta.offset)) for tp, meta in committed.items()}
+    doomed = {tp: RecordsToDelete(offset) for tp, offset in upto.items() if offset > 0}
     if not doomed:
         return {}
     low_watermarks: dict[TopicPartition, int] = await admin.delete_records(doomed)
@@ -138,7 +144,10 @@ async def purge_committed(
 
 
 async def purge_group_partitions(
-    bootstrap: str, group: str, partitions: Collection[TopicPartition]
+    bootstrap: str,
+    group: str,
+    partitions: Collection[TopicPartition],
+    below: Mapping[TopicPartition, int] | None = None,
 ) -> dict[TopicPartition, int]:
     """``purge_committed`` with an admin client of its own (a worker's timer calls it)."""
     if not partitions:
@@ -146,7 +155,7 @@ async def purge_group_partitions(
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="parcelflow-purge")
     await admin.start()
     try:
-        return await purge_committed(admin, group, partitions)
+        return await purge_committed(admin, group, partitions, below)
     finally:
         await admin.close()
 

@@ -21,7 +21,14 @@ from aiokafka.errors import KafkaError
 from faust.types import TP, AppT, TableT
 
 from streams.admin import purge_group_partitions
-from streams.aggregate import BatchResult, HubAggregator, Limits, process_isolating_failures
+from streams.aggregate import (
+    BatchResult,
+    HubAggregator,
+    Limits,
+    applied_key,
+    in_sequence,
+    process_isolating_failures,
+)
 from streams.codec import Codec, ThroughputCodec
 from streams.events import Reason, ScanEvent
 from streams.health import Health, exit_after_failure
@@ -142,6 +149,10 @@ def kafka_producer(app: AppT) -> AIOKafkaProducer:
     return producer
 
 
+def _offset(raw: bytes | None) -> int | None:
+    return None if raw is None else int(raw)
+
+
 def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
     return app.topic(
         *names,
@@ -177,6 +188,7 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
     schemas = WriterSchemas.from_settings(settings, health)  # no registry: Confluent records are undecodable
     processed: dict[TopicPartition, int] = {}  # last source offset taken, for the lag
     hub_partition: dict[str, int] = {}  # by-hub partition of each hub this worker aggregates
+    gaps_reported: dict[int, int] = {}  # by-hub partition -> offset last sought back to
 
     async def dead_letter(
         topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, rejected: Rejected
@@ -245,30 +257,85 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
             await (await dead_letter(by_hub_name, partition, failure.offset, obs.hub.encode(), encode(obs), rejected))
         return result
 
+    async def decode_by_hub(message: Any) -> list[Observation] | None:
+        """A by-hub record's scans, or None once it is dead-lettered (not written by a parcelflow intake)."""
+        try:
+            return decode_batch(message.value)
+        except Exception as exc:  # noqa: BLE001 - whatever the bytes hold
+            rejected = Rejected(Reason.UNDECODABLE, f"not a by-hub batch: {type(exc).__name__}: {exc}")
+            await (
+                await dead_letter(
+                    message.topic, message.partition, message.offset, message.key, message.value, rejected
+                )
+            )
+            return None
+
+    async def in_order(partition: int, applied: int | None, messages: list[Any]) -> list[Any]:
+        """The messages to apply now: after ``applied``, in offset order, without a gap (see ``in_sequence``).
+
+        Faust's consumer can skip by-hub records around a rebalance (and commit past them). Then
+        the partition is read again from the first skipped record; if the records are gone
+        (deleted before they were applied), that is logged as an error and the rest is applied.
+        """
+        keep, resume = in_sequence([m.offset for m in messages], applied)
+        if resume is not None:
+            tp = TP(by_hub_name, partition)
+            earliest = (await app.consumer.earliest_offsets(tp)).get(tp, 0)
+            if earliest > resume:
+                log.error(
+                    "by-hub %d: records %d to %d are gone before they were applied", partition, resume, earliest - 1
+                )
+                metrics.by_hub_gaps.inc()
+                keep, resume = in_sequence([m.offset for m in messages], earliest - 1)
+            if resume is not None:
+                await read_again(tp, resume)
+        first: dict[int, Any] = {}
+        for message in messages:
+            first.setdefault(message.offset, message)  # a repeat within the batch is left out
+        return [first[offset] for offset in keep]
+
+    async def read_again(tp: TP, offset: int) -> None:
+        """Seek a by-hub partition back to the first record its consumer skipped."""
+        if gaps_reported.get(tp.partition) != offset:
+            gaps_reported[tp.partition] = offset
+            log.warning(
+                "by-hub %d: the consumer skipped records from offset %d; reading them again", tp.partition, offset
+            )
+            metrics.by_hub_gaps.inc()
+        try:
+            await app.consumer.seek(tp, offset)
+        except Exception as exc:  # noqa: BLE001 - e.g. the partition just moved away: its new owner reads it
+            log.warning("by-hub %d: could not seek to %d: %s", tp.partition, offset, exc)
+
     async def aggregate_hubs(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         """Apply parcel scans to each hub's windows and visits; emit the windows that closed."""
         batches = stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS)  # type: ignore[attr-defined]
         try:
             async for batch in batches:
                 now = time.time()
-                by_partition: dict[int, list[tuple[int, list[Observation]]]] = {}
+                messages_of: dict[int, list[Any]] = {}
                 for event in batch:
-                    message = event.message
-                    try:
-                        observations = decode_batch(message.value)
-                    except Exception as exc:  # noqa: BLE001 - not written by a parcelflow intake
-                        rejected = Rejected(Reason.UNDECODABLE, f"not a by-hub batch: {type(exc).__name__}: {exc}")
-                        await (
-                            await dead_letter(
-                                message.topic, message.partition, message.offset, message.key, message.value, rejected
-                            )
-                        )
+                    messages_of.setdefault(event.message.partition, []).append(event.message)
+                by_partition: dict[int, list[tuple[int, list[Observation]]]] = {}
+                stores: list[TableStore] = []
+                applied_up_to: dict[int, int] = {}
+                for partition, messages in messages_of.items():
+                    store = TableStore(table, partition)
+                    keep = await in_order(partition, _offset(store.get(applied_key(partition))), messages)
+                    if not keep:
                         continue
-                    by_partition.setdefault(message.partition, []).append((message.offset, observations))
-                stores = [TableStore(table, partition) for partition in by_partition]
+                    stores.append(store)
+                    applied_up_to[partition] = keep[-1].offset
+                    records = by_partition[partition] = []
+                    for message in keep:
+                        observations = await decode_by_hub(message)
+                        if observations is not None:
+                            records.append((message.offset, observations))
                 emitted: list[Awaitable[object]] = []
                 for store in stores:  # aggregate raises only if the rest of a batch fails too
                     result = await aggregate(store, by_partition[store.partition], now)
+                    # Written last: the by-hub position the partition's state has reached.
+                    store.put(applied_key(store.partition), str(applied_up_to[store.partition]).encode())
                     await schemas.frame_output(throughput_codec, topics.throughput)
                     for window in result.closed:
                         emitted.append(
@@ -332,8 +399,11 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
     async def purge_by_hub() -> None:
         """Delete the by-hub records the group has committed: the topic keeps the rest whatever their age."""
         owned = [TopicPartition(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic == by_hub_name]
+        # Never past what the state has applied: Faust may have committed past records it skipped.
+        applied = {tp: _offset(TableStore(table, tp.partition).get(applied_key(tp.partition))) for tp in owned}
+        below = {tp: -1 if offset is None else offset + 1 for tp, offset in applied.items()}
         try:
-            await purge_group_partitions(settings.bootstrap, settings.app_id, owned)
+            await purge_group_partitions(settings.bootstrap, settings.app_id, owned, below)
         except KafkaError as exc:  # e.g. a leader moving: the next round purges it
             log.warning("could not purge %s: %s", by_hub_name, exc)
 

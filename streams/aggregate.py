@@ -279,6 +279,31 @@ class HubAggregator:
                     result.expired_visits[hub] += 1
 
 
+def applied_key(partition: int) -> bytes:
+    """Table key of the last by-hub offset applied in ``partition`` (its value is written after the state)."""
+    return f"#by-hub/{partition}".encode()
+
+
+def in_sequence(offsets: Iterable[int], applied: int | None) -> tuple[list[int], int | None]:
+    """The by-hub offsets to apply now, in order, and where to read again from if the consumer skipped some.
+
+    Offsets up to ``applied`` were applied already (re-delivered: left out, as are repeats).
+    A partition's records must be applied without a gap — its scans carry source offsets, and a
+    scan applied before an earlier one makes the earlier one look re-delivered — so the records
+    after a gap wait until the skipped ones have been read again. With nothing applied yet the
+    first offset starts the sequence.
+    """
+    expected = None if applied is None else applied + 1
+    kept: list[int] = []
+    for offset in sorted(offsets):
+        if expected is None or offset == expected:
+            kept.append(offset)
+            expected = offset + 1
+        elif offset > expected:
+            return kept, expected
+    return kept, None
+
+
 def process_isolating_failures(
     aggregator: HubAggregator, store: StateStore, records: list[tuple[int, list[Observation]]], now: float
 ) -> tuple[BatchResult, list[Failure]]:

@@ -59,6 +59,7 @@ class Metrics:
     watermark: Gauge
     late: Counter
     duplicates: Counter
+    by_hub_gaps: Counter
     windows_emitted: Counter
     window_updates: Counter
     dwell: Histogram
@@ -148,6 +149,12 @@ class Metrics:
                 "Parcel scans counted once although seen again: kind=redelivery (same offset, after a crash or "
                 "rebalance), kind=event_id (same event id for the parcel's visit: a retransmission).",
                 ["hub", "kind"],
+                registry=registry,
+            ),
+            by_hub_gaps=Counter(
+                "parcelflow_by_hub_gaps",
+                "Times the by-hub consumer skipped records (Faust can, around a rebalance): they are read again "
+                "before anything after them is applied.",
                 registry=registry,
             ),
             windows_emitted=Counter(

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from streams.aggregate import HubAggregator, Limits, StagedStore, process_isolating_failures
+from streams.aggregate import HubAggregator, Limits, StagedStore, applied_key, in_sequence, process_isolating_failures
 from streams.observation import Observation, decode, decode_batch, encode, encode_batch
 from streams.topology import Source
 from streams.windows import HOUR_MS, MINUTE_MS, Outcome, WindowLimits, totals
@@ -222,3 +222,30 @@ def test_when_the_rest_fails_too_the_error_is_raised_and_nothing_is_written() ->
     with pytest.raises(RuntimeError, match="never alone"):
         process_isolating_failures(Broken(), store, _two_hub_records(), now=0.0)
     assert store.data == {} and store.writes == []
+
+
+@pytest.mark.parametrize(
+    ("offsets", "applied", "kept", "resume"),
+    [
+        ([5, 6, 7], 4, [5, 6, 7], None),  # the next ones
+        ([3, 4, 5, 6], 4, [5, 6], None),  # re-delivered ones left out
+        ([7, 5, 6, 6], 4, [5, 6, 7], None),  # in offset order, a repeat once
+        ([5, 6, 9, 10], 4, [5, 6], 7),  # 7 and 8 skipped by the consumer: 9 waits, read again from 7
+        ([9, 10], 4, [], 5),  # the whole batch is past a gap
+        ([12, 13], None, [12, 13], None),  # nothing applied yet: the first offset starts the sequence
+        ([], 4, [], None),
+    ],
+)
+def test_by_hub_records_are_applied_in_order_without_a_gap(
+    offsets: list[int], applied: int | None, kept: list[int], resume: int | None
+) -> None:
+    assert in_sequence(offsets, applied) == (kept, resume)
+
+
+def test_the_applied_offset_kept_beside_the_state_is_never_taken_for_a_visit() -> None:
+    store = DictStore()
+    store.put(applied_key(0), b"41")
+    store.put(applied_key(1), b"7")
+    result = HubAggregator().process(store, parcel_life("P1", "LGG", T0, 1)[:2], now=0.0)
+    assert result.backlog == {"LGG": 1}  # one parcel in the hub, whatever else the partition holds
+    assert applied_key(0) != applied_key(1) and store.data[applied_key(0)] == b"41"
