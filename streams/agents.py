@@ -133,11 +133,21 @@ class TableStore:
         store: Any = self.table.data  # typed as a mapping in Faust; it is the table's StoreT
         store.set_persisted_offset(TP(topic, self.partition), last)
 
-    def keys(self) -> Iterable[bytes]:
-        """Keys held locally for this partition (memory store: every partition this worker owns)."""
+    def keys(self, prefix: bytes = b"") -> Iterable[bytes]:
+        """Keys held locally for this partition that start with ``prefix`` (memory store: of every partition here).
+
+        RocksDB keeps keys sorted: the scan seeks to ``prefix`` and stops after its last key, so it
+        costs what it returns, not what the partition holds.
+        """
         if self._db is None:
-            return list(self.table.data.keys())
-        return [bytes(k) for k in self._db.keys()]
+            return [k for k in self.table.data.keys() if k.startswith(prefix)]
+        keys = []
+        for raw in self._db.keys(from_key=prefix):
+            key = bytes(raw)
+            if not key.startswith(prefix):
+                break
+            keys.append(key)
+        return keys
 
 
 def kafka_producer(app: AppT) -> AIOKafkaProducer:

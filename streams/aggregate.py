@@ -33,8 +33,8 @@ class StateStore(Protocol):
         """Remove ``key``."""
         ...
 
-    def keys(self) -> Iterable[bytes]:
-        """Every key of this partition's state."""
+    def keys(self, prefix: bytes = b"") -> Iterable[bytes]:
+        """The keys of this partition's state that start with ``prefix`` (all of them by default)."""
         ...
 
 
@@ -87,9 +87,9 @@ class StagedStore:
         self.written.pop(key, None)
         self.written[key] = None
 
-    def keys(self) -> Iterable[bytes]:
-        """The base's keys and the staged ones, minus those staged for removal."""
-        keys = dict.fromkeys(self.base.keys()) | dict.fromkeys(self.written)
+    def keys(self, prefix: bytes = b"") -> Iterable[bytes]:
+        """The base's keys and the staged ones starting with ``prefix``, minus those staged for removal."""
+        keys = dict.fromkeys(self.base.keys(prefix)) | dict.fromkeys(k for k in self.written if k.startswith(prefix))
         return [k for k in keys if self.written.get(k, b"") is not None]
 
     def commit(self) -> None:
@@ -117,12 +117,10 @@ def visit_key(hub: str, parcel_id: str) -> bytes:
 
 
 def _visits(store: StateStore, hub: str) -> Iterator[tuple[bytes, Visit]]:
-    prefix = f"{hub}/".encode()
-    for key in list(store.keys()):
-        if key.startswith(prefix):
-            value = store.get(key)
-            if value is not None:
-                yield key, decode_visit(value)
+    for key in list(store.keys(f"{hub}/".encode())):  # the hub's visits only, not the partition's other hubs
+        value = store.get(key)
+        if value is not None:
+            yield key, decode_visit(value)
 
 
 def _repeats(obs: Observation, counted: tuple[Counted, ...], windows: HubWindows) -> bool:

@@ -29,8 +29,8 @@ class DictStore:
         self.data.pop(key, None)
         self.writes.append((key, None))
 
-    def keys(self) -> Iterable[bytes]:
-        return self.data.keys()
+    def keys(self, prefix: bytes = b"") -> Iterable[bytes]:
+        return [k for k in self.data if k.startswith(prefix)]
 
 
 def parcel_life(parcel: str, hub: str, t: int, offset: int, grams: int = 500) -> list[Observation]:

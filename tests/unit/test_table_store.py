@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from faust.types import TP
+from rocksdict import Rdict
 
 from streams.agents import TableStore
 
@@ -132,3 +134,36 @@ def test_written_sends_each_key_once_in_order_of_last_write_and_waits_for_the_br
 
 def test_a_changelog_record_the_broker_refused_fails_the_wait() -> None:
     asyncio.run(_a_failed_record_fails_the_wait())
+
+
+class RocksData(Data):
+    """A RocksDB store: one real rocksdict database per partition, as Faust keeps them."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self.directory = directory
+        self.dbs: dict[int, Rdict] = {}
+
+    def _db_for_partition(self, partition: int) -> Rdict:
+        if partition not in self.dbs:
+            self.dbs[partition] = Rdict(str(self.directory / f"p{partition}"))
+        return self.dbs[partition]
+
+
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+def test_keys_by_prefix_are_those_of_the_prefix_only(store: str, tmp_path: Path) -> None:
+    table = Table()
+    if store == "rocksdb":
+        table.data = RocksData(tmp_path)
+    partition = TableStore(cast(Any, table), 1)
+    for key in (b"DXB/P1", b"KUL/P9", b"LGG", b"LGG/P2", b"LGG/P1", b"LGH/P1", b"SVO/P3", b"#by-hub/1"):
+        partition.put(key, b"v")
+    partition.delete(b"KUL/P9")
+    try:
+        assert sorted(partition.keys(b"LGG/")) == [b"LGG/P1", b"LGG/P2"]
+        assert sorted(partition.keys(b"KUL/")) == []
+        assert len(list(partition.keys())) == 7
+    finally:
+        if isinstance(table.data, RocksData):
+            for db in table.data.dbs.values():
+                db.close()
