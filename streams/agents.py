@@ -290,7 +290,11 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
         keep, resume = in_sequence([m.offset for m in messages], applied)
         if resume is not None:
             tp = TP(by_hub_name, partition)
-            earliest = (await app.consumer.earliest_offsets(tp)).get(tp, 0)
+            try:
+                earliest = (await app.consumer.earliest_offsets(tp)).get(tp, 0)
+            except Exception as exc:  # noqa: BLE001 - a broker hiccup must not end the worker: read again
+                log.warning("by-hub %d: could not read the earliest offset: %s", partition, exc)
+                earliest = 0
             if earliest > resume:
                 log.error(
                     "by-hub %d: records %d to %d are gone before they were applied", partition, resume, earliest - 1

@@ -6,7 +6,7 @@ import asyncio
 import bisect
 from collections.abc import Callable, Iterable
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
@@ -27,6 +27,21 @@ WindowKey = tuple[str, str, int]
 def flow_of(row: dict[str, object]) -> str | None:
     """The flow a truth row counts in, if any."""
     return FLOW.get(str(row["event_type"]))
+
+
+async def _offsets(bootstrap: str, topics: list[str]) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        partitions = await partitions_of(consumer, topics)
+        return await consumer.beginning_offsets(partitions), await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+
+
+def offsets(bootstrap: str, topics: list[str]) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """(low watermarks, end offsets) of every partition of ``topics``."""
+    return asyncio.run(_offsets(bootstrap, topics))
 
 
 def publish_rows(settings: Settings, rows: Iterable[dict[str, object]]) -> int:

@@ -18,7 +18,7 @@ from streams.settings import Settings
 from streams.topology import Topics
 from tests.helpers import WorkerProcess, scrape, total, unique_name, wait_for
 from tests.integration.flows import closing_rows, make_flows
-from tests.integration.pipeline import assert_windows_equal_truth, publish_rows, wait_consumed
+from tests.integration.pipeline import assert_windows_equal_truth, offsets, publish_rows, wait_consumed
 
 pytestmark = pytest.mark.broker
 
@@ -84,18 +84,6 @@ async def _skip_one(bootstrap: str, group: str, before: dict[TopicPartition, int
         await consumer.stop()
 
 
-async def _source_ends(bootstrap: str, prefix: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(
-            await partitions_of(consumer, list(Topics(prefix).sources))
-        )
-        return ends
-    finally:
-        await consumer.stop()
-
-
 def test_records_skipped_and_committed_past_are_read_again_before_anything_after_them(
     kafka_bootstrap: str, start_worker: Callable[..., WorkerProcess]
 ) -> None:
@@ -109,7 +97,7 @@ def test_records_skipped_and_committed_past_are_read_again_before_anything_after
     wait_consumed(kafka_bootstrap, prefix, worker)
     worker.stop()
 
-    since = asyncio.run(_source_ends(kafka_bootstrap, prefix))
+    _low, since = offsets(kafka_bootstrap, list(Topics(prefix).sources))
     publish_rows(settings, rows[half:])
     before = asyncio.run(_forward_by_hand(kafka_bootstrap, prefix, since))
     # The first new record of each by-hub partition is skipped and committed past: without reading

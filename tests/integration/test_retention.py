@@ -9,35 +9,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.admin import ensure_topics, partitions_of, topic_retentions
+from streams.admin import ensure_topics, topic_retentions
 from streams.durations import UNLIMITED
 from streams.settings import Settings
 from streams.topology import Topics
 from tests.helpers import RETENTION_CHECK_MS, WorkerProcess, cli, days_ago_ms, unique_name, wait_for
 from tests.integration.flows import closing_rows, make_flows
-from tests.integration.pipeline import assert_windows_equal_truth, publish_rows, wait_consumed
+from tests.integration.pipeline import assert_windows_equal_truth, offsets, publish_rows, wait_consumed
 
 pytestmark = pytest.mark.broker
 
 WEEK_MS = 7 * 86_400_000
-
-
-async def _offsets(bootstrap: str, topics: list[str]) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        partitions = await partitions_of(consumer, topics)
-        return await consumer.beginning_offsets(partitions), await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
-
-
-def offsets(bootstrap: str, topics: list[str]) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
-    """(low watermarks, end offsets) of every partition of ``topics``."""
-    return asyncio.run(_offsets(bootstrap, topics))
 
 
 async def _committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
