@@ -27,9 +27,9 @@ DEADLETTER_MAX_MESSAGE_BYTES = 8 * 1024 * 1024 + 64 * 1024
 
 
 def pipeline_topics(settings: Settings) -> list[str]:
-    """Every topic the pipeline needs: sources, dead letters, throughput, the app's by-hub topic."""
+    """Every topic the pipeline needs: sources, dead letters, throughput, the app's internal topics."""
     topics = Topics(settings.topic_prefix)
-    return [*topics.sources, topics.deadletter, topics.throughput, topics.by_hub(settings.app_id)]
+    return [*topics.sources, topics.deadletter, topics.throughput, *topics.internal(settings.app_id)]
 
 
 def topic_configs(settings: Settings, name: str) -> dict[str, str]:
@@ -39,7 +39,7 @@ def topic_configs(settings: Settings, name: str) -> dict[str, str]:
         return {"cleanup.policy": "compact"}  # one record per window key: the latest revision is kept
     if name in topics.sources:
         return {RETENTION: str(settings.source_retention_ms)}
-    if name == topics.by_hub(settings.app_id):
+    if name in topics.internal(settings.app_id):
         return {RETENTION: str(UNLIMITED)}  # purged up to the committed offsets instead
     if name == topics.deadletter:
         return {
@@ -74,9 +74,9 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
                 if code not in (0, TopicAlreadyExistsError.errno):
                     raise RuntimeError(f"could not create topic {name}: error code {code}")
             await _wait_for_leaders(admin, missing)
-        by_hub = Topics(settings.topic_prefix).by_hub(settings.app_id)
-        if by_hub in wanted and by_hub in existing:
-            await _keep_forever(admin, by_hub)
+        for internal in Topics(settings.topic_prefix).internal(settings.app_id):
+            if internal in wanted and internal in existing:
+                await _keep_forever(admin, internal)
         return missing
     finally:
         await admin.close()
@@ -176,14 +176,19 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
 
 
 async def pipeline_caught_up(bootstrap: str, prefix: str, app_id: str) -> bool:
-    """Whether a pipeline's workers have committed every source record and every by-hub record.
+    """Whether a pipeline's workers have committed every source record and every internal record.
 
-    The intake's group first: it commits a batch only once its by-hub records are on the broker,
-    so the by-hub ends read afterwards include everything it forwarded.
+    In the order records flow: the intake's group commits a batch only once its by-partition
+    records are on the broker, the first stage only once its partials are on the by-hub topic, so
+    the ends read afterwards include everything the step before forwarded.
     """
     topics = Topics(prefix)
-    sources_done = await group_caught_up(bootstrap, Topics.intake_group(app_id), list(topics.sources))
-    return sources_done and await group_caught_up(bootstrap, app_id, [topics.by_hub(app_id)])
+    if not await group_caught_up(bootstrap, Topics.intake_group(app_id), list(topics.sources)):
+        return False
+    for internal in topics.internal(app_id):
+        if not await group_caught_up(bootstrap, app_id, [internal]):
+            return False
+    return True
 
 
 async def group_caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
@@ -204,6 +209,17 @@ async def group_caught_up(bootstrap: str, group: str, topics: list[str]) -> bool
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """How many partitions each of ``topics`` has (0: the topic does not exist)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        found = await partitions_of(consumer, topics)
+        return {topic: sum(1 for tp in found if tp.topic == topic) for topic in topics}
+    finally:
+        await consumer.stop()
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:

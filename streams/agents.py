@@ -2,9 +2,19 @@
 
 The source intake (:mod:`streams.source_intake`, off Faust's per-message path) reads the three
 source topics in batches and hands them to ``forward``: it decodes and validates (dead-lettering
-what is bad), counts, and forwards every parcel scan, re-keyed by hub, with its source partition
-and offset. ``aggregate_hubs`` reads that by-hub topic and runs the hub aggregator on a table whose
-changelog partition is the by-hub partition of the hub.
+what is bad), counts, and forwards every parcel scan, with its source partition and offset, to the
+by-partition topic: partition ``n`` takes partition ``n`` of every source. Two stages follow, so
+that no hub — one carries over half the traffic — caps how far the work spreads:
+
+1. ``aggregate_partitions`` runs the first stage (:mod:`streams.aggregate`) per by-partition
+   partition: visits, dwell, backlog, de-duplication, lateness, and each hub's window partials,
+   sent as :class:`~streams.windows.Partial` records to the by-hub topic (keyed by hub).
+2. ``merge_hubs`` merges them per hub (:mod:`streams.partials`), closes the windows on the hub's
+   watermark and emits them to the throughput topic.
+
+Each stage keeps its state in a Faust table co-partitioned with its input topic, and the last
+input offset it applied beside it; each sends its output before it writes its state, so a crash
+in between re-applies a batch whose output is already out (the next stage takes it once).
 """
 
 from __future__ import annotations
@@ -20,11 +30,12 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from faust.types import TP, AppT, TableT
 
-from streams.admin import purge_group_partitions
+from streams.admin import partition_counts, purge_group_partitions
 from streams.aggregate import (
     BatchResult,
     HubAggregator,
     Limits,
+    StagedStore,
     applied_key,
     in_sequence,
     process_isolating_failures,
@@ -35,11 +46,12 @@ from streams.health import Health, exit_after_failure
 from streams.intake import Rejected, admit, deadletter_headers
 from streams.metrics import Metrics
 from streams.observation import Observation, decode_batch, encode, join_batch
+from streams.partials import HubMerge, decode_partial, encode_partial
 from streams.registry import WriterSchemas
 from streams.settings import Settings
 from streams.source_intake import Batch, Delivery, SourceIntake
-from streams.topology import Source, Topics
-from streams.windows import WindowLimits
+from streams.topology import Source, Topics, copartitioning_problem, first_stage_partition
+from streams.windows import Partial, WindowLimits
 
 BATCH_SIZE = 1000
 BATCH_WITHIN_SECONDS = 0.2
@@ -54,6 +66,10 @@ log = logging.getLogger(__name__)
 
 class TableStore:
     """One partition of a Faust table as the aggregator's key-value store.
+
+    Keys are stored under the partition's number (``3|LGG``): Faust's memory store keeps every
+    partition in one mapping, and the first stage has a ``LGG`` key in each of its partitions.
+    The changelog carries the same keys, so a changelog restores into either store.
 
     Writes go to the local store at once; their changelog records are sent by :meth:`written`, once
     per key and batch (the last value of a key is the only one recovery needs), straight to the
@@ -75,14 +91,16 @@ class TableStore:
     def __init__(self, table: TableT[bytes, bytes], partition: int) -> None:
         self.table = table
         self.partition = partition
-        self._pending: dict[bytes, bytes | None] = {}  # key -> last value (None: deleted), by last write
+        self._prefix = f"{partition}|".encode()
+        self._pending: dict[bytes, bytes | None] = {}  # stored key -> last value (None: deleted), by last write
         store = table.data
         self._db = store._db_for_partition(partition) if hasattr(store, "_db_for_partition") else None  # noqa: SLF001
         self._key_index: dict[bytes, int] = getattr(store, "_key_index", {})  # Faust's key → partition map
 
     def get(self, key: bytes) -> bytes | None:
         """Current value of ``key``."""
-        value = self.table.data.get(key) if self._db is None else self._db.get(key)
+        stored = self._prefix + key
+        value = self.table.data.get(stored) if self._db is None else self._db.get(stored)
         return None if value is None else bytes(value)
 
     def _changed(self, key: bytes, value: bytes | None) -> None:
@@ -91,21 +109,23 @@ class TableStore:
 
     def put(self, key: bytes, value: bytes) -> None:
         """Set ``key`` locally; its changelog record goes with the batch's (:meth:`written`)."""
+        stored = self._prefix + key
         if self._db is None:
-            self.table.data[key] = value
+            self.table.data[stored] = value
         else:
-            self._db.put(key, value)
-            self._key_index[key] = self.partition  # as Faust's own _set does
-        self._changed(key, value)
+            self._db.put(stored, value)
+            self._key_index[stored] = self.partition  # as Faust's own _set does
+        self._changed(stored, value)
 
     def delete(self, key: bytes) -> None:
         """Remove ``key`` locally; its tombstone goes with the batch's changelog records."""
+        stored = self._prefix + key
         if self._db is None:
-            self.table.data.pop(key, None)
+            self.table.data.pop(stored, None)
         else:
-            self._db.delete(key)
-            self._key_index.pop(key, None)
-        self._changed(key, None)
+            self._db.delete(stored)
+            self._key_index.pop(stored, None)
+        self._changed(stored, None)
 
     async def written(self) -> None:
         """Send the changelog records written so far; return once the broker holds them all.
@@ -134,19 +154,20 @@ class TableStore:
         store.set_persisted_offset(TP(topic, self.partition), last)
 
     def keys(self, prefix: bytes = b"") -> Iterable[bytes]:
-        """Keys held locally for this partition that start with ``prefix`` (memory store: of every partition here).
+        """Keys of this partition that start with ``prefix``.
 
         RocksDB keeps keys sorted: the scan seeks to ``prefix`` and stops after its last key, so it
         costs what it returns, not what the partition holds.
         """
+        start, cut = self._prefix + prefix, len(self._prefix)
         if self._db is None:
-            return [k for k in self.table.data.keys() if k.startswith(prefix)]
+            return [k[cut:] for k in self.table.data.keys() if k.startswith(start)]
         keys = []
-        for raw in self._db.keys(from_key=prefix):
+        for raw in self._db.keys(from_key=start):
             key = bytes(raw)
-            if not key.startswith(prefix):
+            if not key.startswith(start):
                 break
-            keys.append(key)
+            keys.append(key[cut:])
         return keys
 
 
@@ -175,30 +196,38 @@ def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> fa
 
 
 def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: Metrics, health: Health) -> None:
-    """Register the intake and hub aggregation agents, the state table, the timers and the heartbeat."""
+    """Register the intake, the two aggregation stages, their tables, the timers and the heartbeat."""
     topics = Topics(settings.topic_prefix)
     source_of_topic = topics.sources
     deadletter = _raw_topic(app, topics.deadletter)
+    by_partition_name = topics.by_partition(settings.app_id)
+    by_partition = _raw_topic(app, by_partition_name, partitions=settings.partitions)
     by_hub_name = topics.by_hub(settings.app_id)
     by_hub = _raw_topic(app, by_hub_name, partitions=settings.partitions)
     throughput = _raw_topic(app, topics.throughput)
-    table = app.Table(
-        "hub-state",
-        key_type=bytes,  # bytes keys and values: Faust (de)serialises them as raw
-        value_type=bytes,
-        partitions=settings.partitions,
-        options={"driver": "rocksdict"},  # used when the app's store is rocksdb://
-    )
+
+    def table(name: str) -> TableT[bytes, bytes]:
+        return app.Table(
+            name,
+            key_type=bytes,  # bytes keys and values: Faust (de)serialises them as raw
+            value_type=bytes,
+            partitions=settings.partitions,
+            options={"driver": "rocksdict"},  # used when the app's store is rocksdb://
+        )
+
+    parcels_table = table("partition-state")  # first stage: visits and window partials per partition
+    hubs_table = table("hub-windows")  # second stage: merged windows per hub
     limits = Limits(
         WindowLimits(grace_ms=settings.grace_seconds * 1000, retention_ms=settings.retention_seconds * 1000)
     )
-    aggregator = HubAggregator(limits)
+    aggregators: dict[int, HubAggregator] = {}  # first stage, per by-partition partition
+    merge = HubMerge(limits.windows)
+    hubs_seen: set[str] = set()  # hubs whose gauges this worker set
     max_future_ms = settings.max_future_seconds * 1000
     throughput_codec = ThroughputCodec()
     schemas = WriterSchemas.from_settings(settings, health)  # no registry: Confluent records are undecodable
     processed: dict[TopicPartition, int] = {}  # last source offset taken, for the lag
-    hub_partition: dict[str, int] = {}  # by-hub partition of each hub this worker aggregates
-    gaps_reported: dict[int, int] = {}  # by-hub partition -> offset last sought back to
+    gaps_reported: dict[tuple[str, int], int] = {}  # (internal topic, partition) -> offset last sought back to
 
     async def dead_letter(
         topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, rejected: Rejected
@@ -212,7 +241,7 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
         return await deadletter.send(key=key, value=value, headers=headers)
 
     async def forward(batch: Batch) -> Delivery:
-        """Decode each record; count valid scans, forward parcel scans by hub, dead-letter the rest.
+        """Decode each record; count valid scans, forward parcel scans by partition, dead-letter the rest.
 
         Returns the delivery of every forwarded and dead-lettered record (it raises if one failed):
         the intake commits the batch's offsets only once it is done.
@@ -220,7 +249,7 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
         now = time.time()
         now_ms = int(now * 1000)
         valid: list[tuple[ScanEvent, Source]] = []
-        by_hub_batch: dict[str, list[bytes]] = {}
+        by_partition_batch: dict[int, list[bytes]] = {}
         sent: list[Awaitable[object]] = []
         await schemas.prepare(codec.schema_ids, [record.value for _tp, record in batch])
         for tp, record in batch:
@@ -233,9 +262,12 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
                 continue
             valid.append((result.event, source))
             if result.observation is not None:
-                by_hub_batch.setdefault(result.event.hub, []).append(result.observation)
-        for hub, encoded in by_hub_batch.items():
-            sent.append(await by_hub.send(key=hub.encode(), value=join_batch(encoded)))
+                partition = first_stage_partition(tp.partition, settings.partitions)
+                by_partition_batch.setdefault(partition, []).append(result.observation)
+        for partition, encoded in by_partition_batch.items():
+            sent.append(
+                await by_partition.send(key=str(partition).encode(), value=join_batch(encoded), partition=partition)
+            )
         metrics.observe(valid, now)
         return asyncio.gather(*sent)
 
@@ -248,31 +280,40 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
     async def consume_sources() -> None:
         """The source intake, for the worker's lifetime (a failure ends the worker)."""
         try:
+            problem = copartitioning_problem(await partition_counts(settings.bootstrap, list(source_of_topic)))
+            if problem is not None:
+                raise RuntimeError(problem)
             await intake.run()
         except Exception as exc:  # noqa: BLE001 - a bug or a broker that refuses us: say so and exit
             await fail("the source intake", exc)
 
-    async def aggregate(store: TableStore, records: list[tuple[int, list[Observation]]], now: float) -> BatchResult:
+    def aggregator_of(partition: int) -> HubAggregator:
+        aggregator = aggregators.get(partition)
+        if aggregator is None:
+            aggregator = aggregators[partition] = HubAggregator(limits, partition)
+        return aggregator
+
+    async def aggregate(
+        partition: int, store: StagedStore, records: list[tuple[int, list[Observation]]], now: float
+    ) -> BatchResult:
         """Apply a partition's records; a scan the aggregation fails on (a bug) is dead-lettered."""
-        partition = store.partition
-        for _offset, observations in records:
-            for obs in observations:
-                hub_partition[obs.hub] = partition
-        result, failures = process_isolating_failures(aggregator, store, records, now)
+        result, failures = process_isolating_failures(aggregator_of(partition), store, records, now)
         for failure in failures:
             obs, error = failure.observation, failure.error
-            log.error("aggregating a scan at by-hub %d@%d failed: %r", partition, failure.offset, error)
+            log.error("aggregating a scan at by-partition %d@%d failed: %r", partition, failure.offset, error)
             rejected = Rejected(Reason.UNPROCESSABLE, f"aggregating failed: {type(error).__name__}: {error}")
             metrics.invalid.labels(obs.source.value, rejected.reason.value).inc()
-            await (await dead_letter(by_hub_name, partition, failure.offset, obs.hub.encode(), encode(obs), rejected))
+            await (
+                await dead_letter(by_partition_name, partition, failure.offset, obs.hub.encode(), encode(obs), rejected)
+            )
         return result
 
-    async def decode_by_hub(message: Any) -> list[Observation] | None:
-        """A by-hub record's scans, or None once it is dead-lettered (not written by a parcelflow intake)."""
+    async def decode_internal(message: Any, decode: Callable[[bytes], Any], what: str) -> Any | None:
+        """An internal record's content, or None once it is dead-lettered (not written by parcelflow)."""
         try:
-            return decode_batch(message.value)
+            return decode(message.value)
         except Exception as exc:  # noqa: BLE001 - whatever the bytes hold
-            rejected = Rejected(Reason.UNDECODABLE, f"not a by-hub batch: {type(exc).__name__}: {exc}")
+            rejected = Rejected(Reason.UNDECODABLE, f"not {what}: {type(exc).__name__}: {exc}")
             await (
                 await dead_letter(
                     message.topic, message.partition, message.offset, message.key, message.value, rejected
@@ -280,26 +321,39 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
             )
             return None
 
-    async def in_order(partition: int, applied: int | None, messages: list[Any]) -> list[Any]:
+    async def routed(partition: int, message: Any, observations: list[Observation]) -> list[Observation]:
+        """The scans that belong to this first-stage partition; the others are dead-lettered as misrouted."""
+        wrong = [o for o in observations if first_stage_partition(o.partition, settings.partitions) != partition]
+        if not wrong:
+            return observations
+        for obs in wrong:
+            rejected = Rejected(
+                Reason.MISROUTED, f"scan of source partition {obs.partition} in by-partition partition {partition}"
+            )
+            metrics.invalid.labels(obs.source.value, rejected.reason.value).inc()
+            await (await dead_letter(message.topic, partition, message.offset, obs.hub.encode(), encode(obs), rejected))
+        return [o for o in observations if first_stage_partition(o.partition, settings.partitions) == partition]
+
+    async def in_order(topic: str, partition: int, applied: int | None, messages: list[Any]) -> list[Any]:
         """The messages to apply now: after ``applied``, in offset order, without a gap (see ``in_sequence``).
 
-        Faust's consumer can skip by-hub records around a rebalance (and commit past them). Then
-        the partition is read again from the first skipped record; if the records are gone
-        (deleted before they were applied), that is logged as an error and the rest is applied.
+        Faust's consumer can skip records of an internal topic around a rebalance (and commit past
+        them). Then the partition is read again from the first skipped record; if the records are
+        gone (deleted before they were applied), that is logged as an error and the rest is applied.
         """
         keep, resume = in_sequence([m.offset for m in messages], applied)
         if resume is not None:
-            tp = TP(by_hub_name, partition)
+            tp = TP(topic, partition)
             try:
                 earliest = (await app.consumer.earliest_offsets(tp)).get(tp, 0)
             except Exception as exc:  # noqa: BLE001 - a broker hiccup must not end the worker: read again
-                log.warning("by-hub %d: could not read the earliest offset: %s", partition, exc)
+                log.warning("%s[%d]: could not read the earliest offset: %s", topic, partition, exc)
                 earliest = 0
             if earliest > resume:
                 log.error(
-                    "by-hub %d: records %d to %d are gone before they were applied", partition, resume, earliest - 1
+                    "%s[%d]: records %d to %d are gone before they were applied", topic, partition, resume, earliest - 1
                 )
-                metrics.by_hub_gaps.inc()
+                metrics.internal_gaps.inc()
                 keep, resume = in_sequence([m.offset for m in messages], earliest - 1)
             if resume is not None:
                 await read_again(tp, resume)
@@ -309,47 +363,91 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
         return [first[offset] for offset in keep]
 
     async def read_again(tp: TP, offset: int) -> None:
-        """Seek a by-hub partition back to the first record its consumer skipped."""
-        if gaps_reported.get(tp.partition) != offset:
-            gaps_reported[tp.partition] = offset
+        """Seek an internal topic's partition back to the first record its consumer skipped."""
+        if gaps_reported.get((tp.topic, tp.partition)) != offset:
+            gaps_reported[(tp.topic, tp.partition)] = offset
             log.warning(
-                "by-hub %d: the consumer skipped records from offset %d; reading them again", tp.partition, offset
+                "%s[%d]: the consumer skipped records from offset %d; reading them again",
+                tp.topic,
+                tp.partition,
+                offset,
             )
-            metrics.by_hub_gaps.inc()
+            metrics.internal_gaps.inc()
         try:
             await app.consumer.seek(tp, offset)
         except Exception as exc:  # noqa: BLE001 - e.g. the partition just moved away: its new owner reads it
-            log.warning("by-hub %d: could not seek to %d: %s", tp.partition, offset, exc)
+            log.warning("%s[%d]: could not seek to %d: %s", tp.topic, tp.partition, offset, exc)
 
-    async def aggregate_hubs(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        """Apply parcel scans to each hub's windows and visits; emit the windows that closed."""
+    async def batches_in_order(
+        stream: faust.StreamT[bytes], state: TableT[bytes, bytes], topic: str
+    ) -> AsyncIterator[dict[int, tuple[TableStore, list[Any]]]]:
+        """Batches of an internal topic: per partition, its table store and the messages to apply, in order."""
         batches = stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS)  # type: ignore[attr-defined]
+        async for batch in batches:
+            messages_of: dict[int, list[Any]] = {}
+            for event in batch:
+                messages_of.setdefault(event.message.partition, []).append(event.message)
+            ready: dict[int, tuple[TableStore, list[Any]]] = {}
+            for partition, messages in messages_of.items():
+                store = TableStore(state, partition)
+                keep = await in_order(topic, partition, _offset(store.get(applied_key(partition))), messages)
+                if keep:
+                    ready[partition] = (store, keep)
+            yield ready
+
+    async def written(staged: list[tuple[StagedStore, TableStore]], sent: list[Awaitable[object]]) -> None:
+        """The output on the broker first, then the state that made it (a failure raises)."""
+        await asyncio.gather(*sent)
+        for stage, _store in staged:
+            stage.commit()
+        await asyncio.gather(*(store.written() for _stage, store in staged))
+
+    async def aggregate_partitions(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        """First stage: apply parcel scans to visits and window partials; send the partials by hub."""
         try:
-            async for batch in batches:
+            async for ready in batches_in_order(stream, parcels_table, by_partition_name):
                 now = time.time()
-                messages_of: dict[int, list[Any]] = {}
-                for event in batch:
-                    messages_of.setdefault(event.message.partition, []).append(event.message)
-                by_partition: dict[int, list[tuple[int, list[Observation]]]] = {}
-                stores: list[TableStore] = []
-                applied_up_to: dict[int, int] = {}
-                for partition, messages in messages_of.items():
-                    store = TableStore(table, partition)
-                    keep = await in_order(partition, _offset(store.get(applied_key(partition))), messages)
-                    if not keep:
-                        continue
-                    stores.append(store)
-                    applied_up_to[partition] = keep[-1].offset
-                    records = by_partition[partition] = []
-                    for message in keep:
-                        observations = await decode_by_hub(message)
+                staged: list[tuple[StagedStore, TableStore]] = []
+                sent: list[Awaitable[object]] = []
+                for partition, (store, messages) in ready.items():
+                    records: list[tuple[int, list[Observation]]] = []
+                    for message in messages:
+                        observations = await decode_internal(message, decode_batch, "a by-partition batch")
                         if observations is not None:
-                            records.append((message.offset, observations))
+                            records.append((message.offset, await routed(partition, message, observations)))
+                    stage = StagedStore(store)
+                    result = await aggregate(partition, stage, records, now)
+                    # Written last: the position the partition's state has reached.
+                    stage.put(applied_key(partition), str(messages[-1].offset).encode())
+                    staged.append((stage, store))
+                    for partial in result.partials:
+                        sent.append(await by_hub.send(key=partial.hub.encode(), value=encode_partial(partial)))
+                    hubs_seen.update(result.backlog)
+                    for hub in result.backlog:  # this worker's parcels in the hub, over its partitions
+                        result.backlog[hub] = sum(a.backlog(hub) for a in aggregators.values())
+                    metrics.record_batch(result)
+                await written(staged, sent)
+                yield None
+        except Exception as exc:  # noqa: BLE001 - a bug: say so and exit, never stall silently
+            await fail("the first aggregation stage (aggregate_partitions)", exc)
+
+    async def merge_hubs(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        """Second stage: merge each hub's partials, emit the windows its watermark closed."""
+        try:
+            async for ready in batches_in_order(stream, hubs_table, by_hub_name):
+                staged: list[tuple[StagedStore, TableStore]] = []
                 emitted: list[Awaitable[object]] = []
-                for store in stores:  # aggregate raises only if the rest of a batch fails too
-                    result = await aggregate(store, by_partition[store.partition], now)
-                    # Written last: the by-hub position the partition's state has reached.
-                    store.put(applied_key(store.partition), str(applied_up_to[store.partition]).encode())
+                for partition, (store, messages) in ready.items():
+                    partials: list[Partial] = []
+                    for message in messages:
+                        partial = await decode_internal(message, decode_partial, "a window partial")
+                        if partial is not None:
+                            partials.append(partial)
+                    stage = StagedStore(store)
+                    result = merge.apply(stage, partials)
+                    stage.put(applied_key(partition), str(messages[-1].offset).encode())
+                    staged.append((stage, store))
+                    hubs_seen.update(result.watermark_ms)
                     await schemas.frame_output(throughput_codec, topics.throughput)
                     for window in result.closed:
                         emitted.append(
@@ -360,11 +458,10 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
                             )
                         )
                     metrics.record_batch(result)
-                # State and emitted windows are delivered before the batch is acked (a failure raises).
-                await asyncio.gather(*(store.written() for store in stores), *emitted)
+                await written(staged, emitted)
                 yield None
         except Exception as exc:  # noqa: BLE001 - a bug: say so and exit, never stall silently
-            await fail("the hub aggregation agent (aggregate_hubs)", exc)
+            await fail("the hub merge agent (merge_hubs)", exc)
 
     async def fail(what: str, exc: Exception) -> None:
         """Readiness false, one clear line, exit non-zero; meanwhile this agent takes nothing more."""
@@ -389,9 +486,11 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
 
     async def finalise_dwell() -> None:
         """Observe dwell that became final because source partitions fell silent."""
-        stores = {hub: TableStore(table, partition) for hub, partition in hub_partition.items()}
-        metrics.record_batch(aggregator.tick(stores.get, time.time()))
-        await asyncio.gather(*(store.written() for store in stores.values()))  # none today: ticks only read
+        now = time.time()
+        for partition, aggregator in list(aggregators.items()):
+            store = TableStore(parcels_table, partition)
+            metrics.record_batch(aggregator.tick(lambda _hub, store=store: store, now))  # type: ignore[misc]
+            await store.written()  # none today: ticks only read
 
     async def report_lag() -> None:
         """Set the consumer lag of the source partitions this worker owns."""
@@ -410,27 +509,30 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
         for source_name, value in lag.items():
             metrics.consumer_lag.labels(source_name).set(value)
 
-    async def purge_by_hub() -> None:
-        """Delete the by-hub records the group has committed: the topic keeps the rest whatever their age."""
-        owned = [TopicPartition(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic == by_hub_name]
-        # Never past what the state has applied: Faust may have committed past records it skipped.
-        applied = {tp: _offset(TableStore(table, tp.partition).get(applied_key(tp.partition))) for tp in owned}
-        below = {tp: -1 if offset is None else offset + 1 for tp, offset in applied.items()}
-        try:
-            await purge_group_partitions(settings.bootstrap, settings.app_id, owned, below)
-        except KafkaError as exc:  # e.g. a leader moving: the next round purges it
-            log.warning("could not purge %s: %s", by_hub_name, exc)
+    async def purge_internal() -> None:
+        """Delete the internal records the group has committed: the topics keep the rest whatever their age."""
+        for name, state in ((by_partition_name, parcels_table), (by_hub_name, hubs_table)):
+            owned = [TopicPartition(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic == name]
+            # Never past what the state has applied: Faust may have committed past records it skipped.
+            applied = {tp: _offset(TableStore(state, tp.partition).get(applied_key(tp.partition))) for tp in owned}
+            below = {tp: -1 if offset is None else offset + 1 for tp, offset in applied.items()}
+            try:
+                await purge_group_partitions(settings.bootstrap, settings.app_id, owned, below)
+            except KafkaError as exc:  # e.g. a leader moving: the next round purges it
+                log.warning("could not purge %s: %s", name, exc)
 
     async def on_revoked(sender: object, revoked: set[TP], **kwargs: Any) -> None:
-        # Indexes of hubs on revoked partitions would go stale; they are rebuilt from the table.
-        metrics.forget_hubs(aggregator.hubs)
-        aggregator.forget(list(aggregator.hubs))
-        hub_partition.clear()
+        # In-memory state of revoked partitions would go stale; it is read again from the tables.
+        metrics.forget_hubs(sorted(hubs_seen))
+        hubs_seen.clear()
+        aggregators.clear()
+        merge.forget(merge.hubs)
 
     app.task(consume_sources)
-    app.agent(by_hub, name="aggregate_hubs")(aggregate_hubs)
+    app.agent(by_partition, name="aggregate_partitions")(aggregate_partitions)
+    app.agent(by_hub, name="merge_hubs")(merge_hubs)
     app.timer(LAG_INTERVAL_SECONDS)(guarded("the lag timer", report_lag))
     app.timer(TICK_INTERVAL_SECONDS)(guarded("the dwell timer", finalise_dwell))
-    app.timer(settings.purge_interval_seconds)(guarded("the by-hub purge timer", purge_by_hub))
+    app.timer(settings.purge_interval_seconds)(guarded("the internal topics' purge timer", purge_internal))
     app.timer(HEARTBEAT_SECONDS)(heartbeat)
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]

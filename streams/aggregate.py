@@ -1,13 +1,26 @@
-"""The hub aggregator: throughput windows, dwell and backlog from a batch of parcel scans.
+"""The first stage of the aggregation: window partials, dwell and backlog from a batch of parcel scans.
 
 Pure logic over a small key-value interface (a Faust table partition in the worker, a dict in
-tests). Keys: ``HUB`` holds the hub's :class:`HubWindows`; ``HUB/parcel`` holds a visit. All keys
-of a hub live in the one partition its scans are routed to, and the hub value is written last in
-each batch, after the visits, into the same changelog partition.
+tests). One :class:`HubAggregator` serves one partition of the by-partition topic: every scan of
+one source partition number of the three sources, so every scan of its parcels. Keys: ``HUB``
+holds what this partition knows of the hub (the head of a :class:`HubWindows`: newest event time,
+last applied offset and late counts per source partition); ``HUB|size|flow|start`` holds the count
+of one window; ``HUB/parcel`` holds a visit. A batch writes the visits and windows it changed,
+then the hub's head, into the same changelog partition. After each batch the aggregator hands out
+a :class:`Partial` per hub it changed; :mod:`streams.partials` merges them per hub and closes the
+windows.
+
+Windows are keys of their own so that a batch costs what it changes, not the hours of windows
+kept. The head numbers each batch of its hub (a version); a window value holds its counts at the
+version that wrote it *and* at the version before, so a crash that stored a window but not the
+head that goes with it is read back as the counts before that batch — the batch is then applied
+again, exactly once. Windows dropped in a batch are deleted in the hub's next batch, once that
+batch's head is stored.
 """
 
 from __future__ import annotations
 
+import struct
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,7 +28,7 @@ from typing import Protocol
 
 from streams.observation import Observation
 from streams.visits import Counted, Visit, apply_scan, counted_scans, decode_visit, encode_visit, expired, is_open
-from streams.windows import HOUR_MS, ClosedWindow, HubWindows, Outcome, WindowLimits
+from streams.windows import HOUR_MS, ClosedWindow, HubWindows, Outcome, Partial, WindowKey, WindowLimits
 
 
 class StateStore(Protocol):
@@ -52,7 +65,8 @@ class Limits:
 class BatchResult:
     """What a batch changed, for the worker to emit and expose."""
 
-    closed: list[ClosedWindow] = field(default_factory=list)
+    closed: list[ClosedWindow] = field(default_factory=list)  # by the merge
+    partials: list[Partial] = field(default_factory=list)  # by the first stage, for the merge
     outcomes: Counter[tuple[str, str, Outcome]] = field(default_factory=Counter)
     dwell_seconds: list[tuple[str, float]] = field(default_factory=list)
     backlog: dict[str, int] = field(default_factory=dict)
@@ -111,6 +125,61 @@ class Failure:
     error: Exception
 
 
+_COUNTS = struct.Struct(">qqqqqq")  # version, parcels, grams; the same at the version before
+
+
+def window_key(hub: str, key: WindowKey) -> bytes:
+    """Table key of one window's count in the first stage (``HUB|...``: never a visit's ``HUB/...``)."""
+    size, flow, start = key
+    return f"{hub}|{size}|{flow}|{start}".encode()
+
+
+def _counts_at(value: bytes, version: int) -> tuple[int, int, int] | None:
+    """(version, parcels, grams) of a stored window as of ``version``, or None if it did not exist then."""
+    new_version, parcels, grams, old_version, old_parcels, old_grams = _COUNTS.unpack(value)
+    if new_version <= version:
+        return new_version, parcels, grams
+    if old_version <= version and old_parcels:
+        return old_version, old_parcels, old_grams
+    return None
+
+
+def load_windows(store: StateStore, hub: str) -> tuple[HubWindows, int]:
+    """A hub's windows and version from the first stage's store (as of its head)."""
+    raw = store.get(hub.encode())
+    if raw is None:
+        return HubWindows(hub), 0
+    if not HubWindows.is_head(raw):
+        return HubWindows.from_bytes(raw), 0  # the whole state in one value, as written before
+    horizon, version = HubWindows.from_head(raw, {})
+    windows: dict[WindowKey, list[int]] = {}
+    prefix = f"{hub}|".encode()
+    for key in store.keys(prefix):
+        value = store.get(key)
+        counts = None if value is None else _counts_at(value, version)
+        if counts is not None:
+            size, flow, start = key[len(prefix) :].decode().split("|")
+            windows[(int(size), flow, int(start))] = [counts[1], counts[2], 0, 0]
+    for gone in [k for k in windows if horizon.is_dropped(k)]:  # dropped, the delete lost in a crash
+        del windows[gone]
+    return HubWindows.from_head(raw, windows)
+
+
+def store_windows(
+    store: StateStore, hub: str, windows: HubWindows, version: int, changed: list[tuple[WindowKey, int, int]]
+) -> None:
+    """Write a batch's changed windows at ``version`` (keeping each one's counts before it), then the head."""
+    for key, parcels, grams in changed:
+        if key not in windows.windows:
+            continue  # dropped in this very batch
+        stored = window_key(hub, key)
+        value = store.get(stored)
+        before = None if value is None else _counts_at(value, version - 1)
+        old_version, old_parcels, old_grams = before if before is not None else (0, 0, 0)
+        store.put(stored, _COUNTS.pack(version, parcels, grams, old_version, old_parcels, old_grams))
+    store.put(hub.encode(), windows.head_bytes(version))  # last
+
+
 def visit_key(hub: str, parcel_id: str) -> bytes:
     """Table key of a parcel's visit to a hub."""
     return f"{hub}/{parcel_id}".encode()
@@ -131,8 +200,9 @@ def _repeats(obs: Observation, counted: tuple[Counted, ...], windows: HubWindows
 class HubAggregator:
     """Applies batches of observations; keeps only derived, rebuildable indexes in memory."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, partition: int = 0) -> None:
         self.limits = limits or Limits()
+        self.partition = partition  # of the by-partition topic: names this aggregator's partials
         self._backlog: dict[str, int] = {}
         self._pending_dwell: dict[str, deque[tuple[int, bytes]]] = {}
         self._swept_hour: dict[str, int] = {}
@@ -140,11 +210,17 @@ class HubAggregator:
         # Each hub's state after its last batch: read from the store once, then kept (a batch that
         # fails, or a partition given up, makes the hub forgotten and read again).
         self._windows: dict[str, HubWindows] = {}
+        self._versions: dict[str, int] = {}  # hub -> version of its last batch
+        self._dropped: dict[str, list[WindowKey]] = {}  # hub -> windows its last batch dropped
 
     @property
     def hubs(self) -> list[str]:
         """Hubs whose indexes are in memory."""
         return list(self._backlog)
+
+    def backlog(self, hub: str) -> int:
+        """Parcels in ``hub`` that have not departed, of this partition's parcels."""
+        return self._backlog.get(hub, 0)
 
     def forget(self, hubs: Iterable[str]) -> None:
         """Drop the in-memory indexes of hubs whose partition this worker no longer owns."""
@@ -154,6 +230,8 @@ class HubAggregator:
             self._swept_hour.pop(hub, None)
             self._last_seen.pop(hub, None)
             self._windows.pop(hub, None)
+            self._versions.pop(hub, None)
+            self._dropped.pop(hub, None)
 
     def _index(self, store: StateStore, hub: str) -> None:
         if hub not in self._backlog:
@@ -196,9 +274,11 @@ class HubAggregator:
         seen = self._last_seen.setdefault(hub, {})
         windows = self._windows.get(hub)
         if windows is None:  # else the state of the hub's last batch, as this worker wrote it
-            raw = store.get(hub.encode())
-            windows = HubWindows.from_bytes(raw) if raw is not None else HubWindows(hub)
+            windows, self._versions[hub] = load_windows(store, hub)
+        for dropped in self._dropped.pop(hub, []):  # the head that dropped them is stored
+            store.delete(window_key(hub, dropped))
         pending = self._pending_dwell[hub]
+        marks = {source: mark[0] for source, mark in windows.partitions.items()}
         for obs in batch:
             source_partition = obs.source_partition
             seen[source_partition] = now
@@ -235,15 +315,19 @@ class HubAggregator:
                 self._backlog[hub] -= 1
             if change.dwell_ms is not None:
                 pending.append((obs.event_time_ms, key))
-        result.closed.extend(windows.close(limits.windows))
-        watermark = windows.watermark(limits.windows)
+        changed = windows.take_changed()
+        self._dropped[hub] = windows.drop_old(limits.windows)
+        progress = {source: mark[0] for source, mark in windows.partitions.items()}
+        if changed or progress != marks:
+            result.partials.append(Partial(hub, self.partition, progress, changed))
         settled = windows.settled(limits.windows, self._active(hub, now))
         passed = windows.passed_by_all(limits.windows)
-        if watermark is not None and settled is not None and passed is not None:
+        if settled is not None and passed is not None:
             self._observe_dwell(store, hub, settled, result)
             self._sweep(store, hub, passed, result)
-            result.watermark_ms[hub] = watermark
-        store.put(hub.encode(), windows.to_bytes())
+        version = self._versions[hub] + 1
+        store_windows(store, hub, windows, version, changed)
+        self._versions[hub] = version
         self._windows[hub] = windows
         result.backlog[hub] = self._backlog[hub]
 
@@ -278,12 +362,12 @@ class HubAggregator:
 
 
 def applied_key(partition: int) -> bytes:
-    """Table key of the last by-hub offset applied in ``partition`` (its value is written after the state)."""
-    return f"#by-hub/{partition}".encode()
+    """Table key of the last input offset a stage applied in ``partition`` (written after the state)."""
+    return f"#applied/{partition}".encode()
 
 
 def in_sequence(offsets: Iterable[int], applied: int | None) -> tuple[list[int], int | None]:
-    """The by-hub offsets to apply now, in order, and where to read again from if the consumer skipped some.
+    """The input offsets to apply now, in order, and where to read again from if the consumer skipped some.
 
     Offsets up to ``applied`` were applied already (re-delivered: left out, as are repeats).
     A partition's records must be applied without a gap — its scans carry source offsets, and a
@@ -305,7 +389,7 @@ def in_sequence(offsets: Iterable[int], applied: int | None) -> tuple[list[int],
 def process_isolating_failures(
     aggregator: HubAggregator, store: StateStore, records: list[tuple[int, list[Observation]]], now: float
 ) -> tuple[BatchResult, list[Failure]]:
-    """Apply a batch of by-hub records (offset, observations); a scan the aggregation fails on is left out.
+    """Apply a batch of by-partition records (offset, observations); a scan the aggregation fails on is left out.
 
     The batch is applied on a :class:`StagedStore`: if it fails, nothing of it was written. Each
     scan is then tried alone on a scratch copy of the state to find those that fail, and the rest
@@ -319,7 +403,7 @@ def process_isolating_failures(
         result = aggregator.process(staged, observations, now)
     except Exception:  # noqa: BLE001 - a bug in the aggregation: find the scans that trigger it
         aggregator.forget({obs.hub for obs in observations})  # its in-memory indexes saw half a batch
-        failures = _failing_scans(type(aggregator)(aggregator.limits), store, records, now)
+        failures = _failing_scans(type(aggregator)(aggregator.limits, aggregator.partition), store, records, now)
         failing = {id(f.observation) for f in failures}
         staged = StagedStore(store)
         result = aggregator.process(staged, [obs for obs in observations if id(obs) not in failing], now)

@@ -101,6 +101,7 @@ class Reason(StrEnum):
     BAD_FIELD = "bad_field"
     FIELD_TOO_LONG = "field_too_long"
     FUTURE_EVENT_TIME = "future_event_time"  # further ahead of processing time than the allowed clock skew
+    MISROUTED = "misrouted"  # an internal record in a partition it does not belong to (e.g. partitions added)
     UNPROCESSABLE = "unprocessable"  # a processing step failed on it (a bug): dead-lettered, the stream goes on
 
 

@@ -59,7 +59,7 @@ class Metrics:
     watermark: Gauge
     late: Counter
     duplicates: Counter
-    by_hub_gaps: Counter
+    internal_gaps: Counter
     windows_emitted: Counter
     window_updates: Counter
     dwell: Histogram
@@ -151,10 +151,10 @@ class Metrics:
                 ["hub", "kind"],
                 registry=registry,
             ),
-            by_hub_gaps=Counter(
-                "parcelflow_by_hub_gaps",
-                "Times the by-hub consumer skipped records (Faust can, around a rebalance): they are read again "
-                "before anything after them is applied.",
+            internal_gaps=Counter(
+                "parcelflow_internal_gaps",
+                "Times the consumer of an internal topic (by-partition, by-hub) skipped records (Faust can, around "
+                "a rebalance): they are read again before anything after them is applied.",
                 registry=registry,
             ),
             windows_emitted=Counter(
@@ -178,7 +178,8 @@ class Metrics:
             ),
             backlog=Gauge(
                 "parcelflow_backlog_parcels",
-                "Parcels scanned in a hub that have not departed from it.",
+                "Parcels scanned in a hub that have not departed from it, of this worker's partitions "
+                "(each worker reports its own: sum over workers).",
                 ["hub"],
                 registry=registry,
             ),
@@ -236,7 +237,7 @@ class Metrics:
     def forget_hubs(self, hubs: list[str]) -> None:
         """Drop the gauges of hubs this worker no longer aggregates (after a rebalance).
 
-        The new owner sets them again; a stale copy here would make ``max by (hub)`` lie.
+        The new owner sets them again; a stale copy here would be counted twice.
         """
         for hub in hubs:
             for gauge in (self.backlog, self.watermark):

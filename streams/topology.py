@@ -56,6 +56,37 @@ class Topics:
         """Consumer group of the pipeline's source intake (Faust's own group, ``app_id``, reads by-hub)."""
         return f"{app_id}-intake"
 
+    def by_partition(self, app_id: str) -> str:
+        """Parcel scans of each source partition number, for one app's first stage (internal to that app).
+
+        Partition ``n`` holds the scans of partition ``n`` of all three sources (modulo its
+        partition count): sources are keyed by parcel, so a parcel's scans all meet there.
+        """
+        return f"{self.prefix}.{app_id}.by-partition"
+
     def by_hub(self, app_id: str) -> str:
-        """Parcel scans re-keyed by hub for one app's aggregator (internal to that app)."""
+        """Window partials keyed by hub, for one app's merge (internal to that app)."""
         return f"{self.prefix}.{app_id}.by-hub"
+
+    def internal(self, app_id: str) -> list[str]:
+        """One app's internal topics, in the order records flow through them."""
+        return [self.by_partition(app_id), self.by_hub(app_id)]
+
+
+def first_stage_partition(source_partition: int, partitions: int) -> int:
+    """The by-partition partition of a source partition: the same number for all three sources."""
+    return source_partition % partitions
+
+
+def copartitioning_problem(counts: dict[str, int]) -> str | None:
+    """Why source topics with these partition counts cannot be aggregated together, or None.
+
+    A parcel's scans meet in one first-stage partition only if every source topic spreads parcel
+    keys alike: equal partition counts (and the default partitioner), as Kafka Streams requires
+    of the topics it joins. Topics not created yet (0 partitions) are left out.
+    """
+    known = {topic: n for topic, n in counts.items() if n}
+    if len(set(known.values())) <= 1:
+        return None
+    listed = ", ".join(f"{topic} {n}" for topic, n in sorted(known.items()))
+    return f"the source topics must have equal partition counts (a parcel's scans must share one): {listed}"

@@ -22,11 +22,14 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 WINDOW_SIZES_MS = (MINUTE_MS, HOUR_MS)
+
+WindowKey = tuple[int, str, int]
+"""(size_ms, flow, start_ms) of a window."""
 
 
 class Outcome(StrEnum):
@@ -36,6 +39,15 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"  # offset already applied (re-delivery after a crash or rebalance)
     LATE = "late"  # older than its partition's newest event − grace
     EXPIRED = "expired"  # its window was already dropped (beyond retention)
+
+
+class Partial(NamedTuple):
+    """What one first-stage partition knows of a hub after a batch (merged per hub: :mod:`streams.partials`)."""
+
+    hub: str
+    partition: int  # first-stage (by-partition) partition
+    marks: dict[str, int]  # source partition id -> newest event time (ms) applied from it
+    windows: list[tuple[WindowKey, int, int]]  # changed windows: (key, parcels, grams), cumulative
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +90,15 @@ class HubWindows:
     hub: str
     max_event_ms: int | None = None
     # (size_ms, flow, start_ms) -> [parcels, grams, revision, dirty]
-    windows: dict[tuple[int, str, int], list[int]] = field(default_factory=dict)
+    windows: dict[WindowKey, list[int]] = field(default_factory=dict)
     # source partition id -> [newest event time, last applied offset]
     partitions: dict[str, list[int]] = field(default_factory=dict)
     late: dict[str, int] = field(default_factory=dict)
     dropped_until_ms: int | None = None  # minute windows ending at or before this are gone
     # Derived from ``windows`` (not serialised), so a batch costs what it changes, not what is kept:
     # the windows changed since they were last emitted, and every window by the time it may be dropped.
-    _dirty: set[tuple[int, str, int]] = field(default_factory=set, init=False, repr=False, compare=False)
-    _drops: list[tuple[int, tuple[int, str, int]]] = field(default_factory=list, init=False, repr=False, compare=False)
+    _dirty: set[WindowKey] = field(default_factory=set, init=False, repr=False, compare=False)
+    _drops: list[tuple[int, WindowKey]] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._dirty.update(key for key, counts in self.windows.items() if counts[3])
@@ -117,13 +129,18 @@ class HubWindows:
         Nothing older is expected any more: this is when a visit's departure is taken as final
         and its dwell observed. Which partitions are still delivering is a processing-time fact
         (from event times alone an idle partition looks like a lagging one), so the caller
-        passes them in; with none active it is the watermark.
+        passes them in. With none active, everything seen is final: no partition is delivering
+        anything older. (The first stage sees only its own source partitions — those holding
+        every scan of its parcels — so no other partition's progress would ever settle the last
+        departures it has seen.)
         """
         watermark = self.watermark(limits)
         if watermark is None:
             return None
         marks = [m[0] for p, m in self.partitions.items() if p in active]
-        return min(watermark, min(marks) - limits.grace_ms) if marks else watermark
+        if not marks:
+            return max(m[0] for m in self.partitions.values())
+        return min(watermark, min(marks) - limits.grace_ms)
 
     def redelivered(self, source: str, offset: int) -> bool:
         """Whether the record at ``offset`` of ``source`` was already applied (re-delivery after a crash)."""
@@ -145,29 +162,46 @@ class HubWindows:
             mark[0] = max(mark[0], event_time_ms)
         else:
             self.partitions[source] = [event_time_ms, offset]
-        minute = window_start(event_time_ms, MINUTE_MS)
-        if self.dropped_until_ms is not None and minute + MINUTE_MS <= self.dropped_until_ms:
+        minute = (MINUTE_MS, flow, window_start(event_time_ms, MINUTE_MS))
+        if self.is_dropped(minute):
             self.late[flow] = self.late.get(flow, 0) + 1
             return Outcome.EXPIRED
-        for size in WINDOW_SIZES_MS:
-            key = (size, flow, window_start(event_time_ms, size))
-            counts = self.windows.get(key)
-            if counts is None:
-                self.windows[key] = [1, grams, 0, 1]
-                heapq.heappush(self._drops, (_drop_at(key), key))
-            else:
-                counts[0] += 1
-                counts[1] += grams
-                counts[3] = 1
-            self._dirty.add(key)
+        self.add(minute, 1, grams)
+        self.add((HOUR_MS, flow, window_start(event_time_ms, HOUR_MS)), 1, grams)
         if self.max_event_ms is None or event_time_ms > self.max_event_ms:
             self.max_event_ms = event_time_ms
         return Outcome.APPLIED
 
-    def close(self, limits: WindowLimits) -> list[ClosedWindow]:
-        """Emit every changed window whose end the watermark passed; drop old emitted ones."""
+    def add(self, key: WindowKey, parcels: int, grams: int) -> None:
+        """Add to a window's counts (negative too: a merge replacing a partial) and mark it changed."""
+        counts = self.windows.get(key)
+        if counts is None:
+            self.windows[key] = [parcels, grams, 0, 1]
+            heapq.heappush(self._drops, (_drop_at(key), key))
+        else:
+            counts[0] += parcels
+            counts[1] += grams
+            counts[3] = 1
+        self._dirty.add(key)
+
+    def is_dropped(self, key: WindowKey) -> bool:
+        """Whether ``key`` is a window already dropped (an event for it is counted as expired)."""
+        return self.dropped_until_ms is not None and _drop_at(key) <= self.dropped_until_ms
+
+    def progress(self, source: str, newest_ms: int) -> None:
+        """Take a source partition's newest event time as seen elsewhere (the merge of partials)."""
+        mark = self.partitions.get(source)
+        if mark is None:
+            self.partitions[source] = [newest_ms, -1]
+        elif newest_ms > mark[0]:
+            mark[0] = newest_ms
+        if self.max_event_ms is None or newest_ms > self.max_event_ms:
+            self.max_event_ms = newest_ms
+
+    def emit(self, limits: WindowLimits) -> list[ClosedWindow]:
+        """Every changed window whose end the watermark passed, at its next revision."""
         watermark = self.watermark(limits)
-        if watermark is None or self.max_event_ms is None:
+        if watermark is None:
             return []
         closed: list[ClosedWindow] = []
         for key in sorted(key for key in self._dirty if key[2] + key[0] <= watermark):
@@ -177,21 +211,40 @@ class HubWindows:
             counts[3] = 0
             self._dirty.discard(key)
             closed.append(ClosedWindow(self.hub, flow, start, size, counts[0], counts[1], counts[2]))
+        return closed
+
+    def take_changed(self) -> list[tuple[WindowKey, int, int]]:
+        """Every window changed since the last call, with its counts (a partial, for the merge)."""
+        changed = []
+        for key in sorted(self._dirty):
+            counts = self.windows[key]
+            counts[3] = 0
+            changed.append((key, counts[0], counts[1]))
+        self._dirty.clear()
+        return changed
+
+    def drop_old(self, limits: WindowLimits) -> list[WindowKey]:
+        """Drop the windows every partition passed longer ago than the retention; return their keys.
+
+        A changed window is never dropped before it was emitted (or taken).
+        """
+        watermark = self.watermark(limits)
         passed = self.passed_by_all(limits)
-        assert passed is not None
-        horizon = min(passed - limits.retention_ms, watermark)  # never drop what has not been emitted
-        drops, unsent = self._drops, []
+        if watermark is None or passed is None:
+            return []
+        horizon = min(passed - limits.retention_ms, watermark)
+        drops, unsent, dropped = self._drops, [], []
         while drops and drops[0][0] <= horizon:
             entry = heapq.heappop(drops)
             if entry[1] in self._dirty:  # not emitted yet (cannot be: it ended before the watermark)
                 unsent.append(entry)
-            else:
-                self.windows.pop(entry[1], None)
+            elif self.windows.pop(entry[1], None) is not None:
+                dropped.append(entry[1])
         for entry in unsent:
             heapq.heappush(drops, entry)
         if self.dropped_until_ms is None or horizon > self.dropped_until_ms:
             self.dropped_until_ms = horizon
-        return closed
+        return dropped
 
     def to_bytes(self) -> bytes:
         """Serialise for the table: a version byte, the small part as JSON, the windows packed.
@@ -201,20 +254,25 @@ class HubWindows:
         """
         flows = sorted({flow for _size, flow, _start in self.windows})
         index = {flow: i for i, flow in enumerate(flows)}
-        head = json.dumps(
-            {
-                "hub": self.hub,
-                "max": self.max_event_ms,
-                "f": flows,
-                "p": self.partitions,
-                "late": self.late,
-                "dropped": self.dropped_until_ms,
-            },
-            separators=(",", ":"),
-        ).encode()
+        head = json.dumps({**self._head(), "f": flows}, separators=(",", ":")).encode()
         pack = _WINDOW.pack
         packed = b"".join(pack(s, index[f], st, *c) for (s, f, st), c in self.windows.items())
         return _VERSION_2 + _HEAD_SIZE.pack(len(head)) + head + packed
+
+    def head_bytes(self, version: int) -> bytes:
+        """Serialise all but the windows (stored as keys of their own), with the batch ``version``."""
+        return _VERSION_3 + json.dumps({**self._head(), "v": version}, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_head(cls, data: bytes, windows: dict[WindowKey, list[int]]) -> tuple[HubWindows, int]:
+        """Inverse of :meth:`head_bytes`, given the windows read from their keys; and the version."""
+        raw = json.loads(data[1:])
+        return cls._from_head(raw, windows), int(raw["v"])
+
+    @staticmethod
+    def is_head(data: bytes) -> bool:
+        """Whether a hub value is a head (:meth:`head_bytes`) rather than the whole state (:meth:`to_bytes`)."""
+        return data[:1] == _VERSION_3
 
     @classmethod
     def from_bytes(cls, data: bytes) -> HubWindows:
@@ -230,6 +288,20 @@ class HubWindows:
             windows = {
                 (s, flows[f], st): [p, g, r, d] for s, f, st, p, g, r, d in _WINDOW.iter_unpack(data[start + size :])
             }
+        return cls._from_head(raw, windows)
+
+    def _head(self) -> dict[str, Any]:
+        """Everything but the windows, as JSON-ready values."""
+        return {
+            "hub": self.hub,
+            "max": self.max_event_ms,
+            "p": self.partitions,
+            "late": self.late,
+            "dropped": self.dropped_until_ms,
+        }
+
+    @classmethod
+    def _from_head(cls, raw: dict[str, Any], windows: dict[WindowKey, list[int]]) -> HubWindows:
         return cls(
             hub=raw["hub"],
             max_event_ms=raw["max"],
@@ -241,11 +313,12 @@ class HubWindows:
 
 
 _VERSION_2 = b"\x02"  # JSON, the first form, starts with "{"
+_VERSION_3 = b"\x03"  # a head: the windows are keys of their own
 _HEAD_SIZE = struct.Struct(">I")
 _WINDOW = struct.Struct(">qBqqqIB")  # size, flow index, start, parcels, grams, revision, dirty
 
 
-def _drop_at(key: tuple[int, str, int]) -> int:
+def _drop_at(key: WindowKey) -> int:
     """Event time after which a window may be dropped: its end, and an hour window an hour later.
 
     Hour windows are kept an hour longer than minutes, so a minute still accepted always finds its hour.

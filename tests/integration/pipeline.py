@@ -13,10 +13,11 @@ from aiokafka.structs import ConsumerRecord
 from streams.admin import group_caught_up, partitions_of, pipeline_caught_up
 from streams.codec import ThroughputCodec
 from streams.events import from_mapping
+from streams.partials import decode_window, window_key
 from streams.publish import Publisher
 from streams.settings import Settings
 from streams.topology import Topics
-from streams.windows import MINUTE_MS, ClosedWindow, HubWindows, totals, window_start
+from streams.windows import MINUTE_MS, ClosedWindow, totals, window_start
 from tests.helpers import Samples, WorkerProcess, scrape, wait_for
 from tests.integration.flows import FLOW, Flows
 
@@ -151,16 +152,17 @@ def explain_windows(
     bootstrap: str, prefix: str, flows: Flows, workers: list[WorkerProcess]
 ) -> Callable[[list[WindowKey]], str]:
     """An ``explain`` for :func:`assert_windows_equal_truth`: every revision emitted of each wrong
-    window, the hub's last state in the changelog (that window, late counts, partition marks), the
-    truth's scans of it, and the live workers' duplicate, invalid and late counters and warnings."""
+    window, its last merged state in the changelog (revision and partials per first-stage
+    partition), the hub's source-partition marks, the truth's scans of it, and the live workers'
+    duplicate, invalid and late counters and warnings."""
 
     def explain(keys: list[WindowKey]) -> str:
         lines = ["", "--- what the pipeline knew of these windows ---"]
         emitted = read_all(bootstrap, [Topics(prefix).throughput])
-        states: dict[str, HubWindows] = {}
-        for record in read_all(bootstrap, [f"{prefix}-hub-state-changelog"]):
-            if record.key is not None and b"/" not in record.key and record.value is not None:
-                states[record.key.decode()] = HubWindows.from_bytes(record.value)
+        merged: dict[bytes, bytes | None] = {}
+        for record in read_all(bootstrap, [f"{prefix}-hub-windows-changelog"]):
+            if record.key is not None:
+                merged[record.key.split(b"|", 1)[-1]] = record.value  # keys are stored under their partition
         codec = ThroughputCodec()
         for hub, flow, start in keys:
             revisions = [
@@ -176,19 +178,18 @@ def explain_windows(
                 and flow_of(row) == flow
                 and window_start(int(row["event_time"]), MINUTE_MS) == start  # type: ignore[call-overload]
             ]
-            state = states.get(hub)
             truth = flows.windows.get((hub, flow, start))
             lines.append(
                 f"{hub} {flow} {start}: truth {truth}, emitted (partition, offset, revision, parcels) {revisions}"
             )
             lines.append(f"  truth scans (row index, parcel, event time) {scans}")
-            if state is not None:
-                late_truth = {f: n for (h, f), n in flows.late.items() if h == hub}
-                lines.append(
-                    f"  changelog state: window {state.windows.get((MINUTE_MS, flow, start))},"
-                    f" late {state.late} (truth {late_truth}), dropped until {state.dropped_until_ms},"
-                    f" partitions {state.partitions}"
-                )
+            window = merged.get(window_key(hub, (MINUTE_MS, flow, start)))
+            head = merged.get(hub.encode())
+            late_truth = {f: n for (h, f), n in flows.late.items() if h == hub}
+            lines.append(
+                f"  changelog: window (revision, changed, partials) {decode_window(window) if window else None},"
+                f" hub head {head!r} (late in the truth {late_truth})"
+            )
         for worker in workers:
             try:
                 samples = scrape(worker.metrics_port)

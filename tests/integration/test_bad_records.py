@@ -145,7 +145,7 @@ def test_an_agent_that_raises_makes_the_worker_say_so_and_exit(kafka_bootstrap: 
         failed = [why for status, why in answers if status == 503 and why.startswith("failed:")]
         assert failed and "KeyError" in failed[0], answers[-5:]  # readiness turned false before the exit
         lines = [line for line in log_path.read_text().splitlines() if "failed: KeyError" in line]
-        assert len(lines) == 1 and "aggregate_hubs" in lines[0] and "exits (70)" in lines[0], lines
+        assert len(lines) == 1 and "aggregate_partitions" in lines[0] and "exits (70)" in lines[0], lines
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
@@ -191,7 +191,7 @@ def test_a_scan_that_breaks_the_aggregation_is_dead_lettered_and_the_rest_counte
         assert len(dead) == 1
         headers = dict(dead[0].headers)
         assert headers["reason"] == b"unprocessable" and b"OverflowError" in headers["detail"]
-        assert headers["source_topic"].decode() == topics.by_hub(prefix)
+        assert headers["source_topic"].decode() == topics.by_partition(prefix)
         assert_windows_equal_truth(kafka_bootstrap, topics.throughput, flows)  # every other scan counted once
         assert readiness(worker.metrics_port)[0] == 200
     finally:

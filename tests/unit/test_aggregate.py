@@ -1,12 +1,23 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterable
 
 import pytest
 
-from streams.aggregate import HubAggregator, Limits, StagedStore, applied_key, in_sequence, process_isolating_failures
+from streams.aggregate import (
+    BatchResult,
+    HubAggregator,
+    Limits,
+    StagedStore,
+    StateStore,
+    applied_key,
+    in_sequence,
+    process_isolating_failures,
+)
 from streams.observation import Observation, decode, decode_batch, encode, encode_batch
+from streams.partials import HubMerge
 from streams.topology import Source
 from streams.windows import HOUR_MS, MINUTE_MS, Outcome, WindowLimits, totals
 
@@ -33,6 +44,34 @@ class DictStore:
         return [k for k in self.data if k.startswith(prefix)]
 
 
+class TwoStages:
+    """The first stage on a given store, its partials merged at once by the second (the worker goes via Kafka)."""
+
+    def __init__(self, limits: Limits | None = None, merge_store: DictStore | None = None) -> None:
+        self.limits = limits or Limits()
+        self.first = HubAggregator(self.limits)
+        self.merge = HubMerge(self.limits.windows)  # its state is read from merge_store, as after a restart
+        self.merge_store = merge_store if merge_store is not None else DictStore()
+
+    def process(self, store: StateStore, observations: Iterable[Observation], now: float) -> BatchResult:
+        return self.merged(self.first.process(store, observations, now))
+
+    def merged(self, result: BatchResult) -> BatchResult:
+        """``result`` with the windows its partials closed and the hubs' watermarks."""
+        merged = self.merge.apply(self.merge_store, result.partials)
+        result.closed, result.watermark_ms = merged.closed, merged.watermark_ms
+        result.outcomes.update(merged.outcomes)
+        return result
+
+    def restarted(self) -> TwoStages:
+        """A new process on the same merge store (the first stage's store is passed to each call)."""
+        return TwoStages(self.limits, self.merge_store)
+
+
+CLOSERS = (("ULD_BREAKDOWN", Source.FLIGHT), ("SORTED", Source.SORTER), ("LOADED", Source.TRUCK))
+"""A scan of each source, to move every source partition on."""
+
+
 def parcel_life(parcel: str, hub: str, t: int, offset: int, grams: int = 500) -> list[Observation]:
     """Breakdown, induct, sort, load: 1 + 2 + 10 minutes apart, all from partition 0 of each topic."""
     return [
@@ -54,12 +93,13 @@ def test_observation_round_trip() -> None:
 
 
 def test_windows_dwell_and_backlog_from_parcel_lives() -> None:
-    store, agg = DictStore(), HubAggregator(Limits(WindowLimits(grace_ms=60_000)))
+    store, stages = DictStore(), TwoStages(Limits(WindowLimits(grace_ms=60_000)))
+    agg = stages.first
     lives = [parcel_life(f"P{i}", "LGG", T0 + i * 1000, i) for i in range(1, 50)]
     events = sorted((o for life in lives for o in life), key=lambda o: o.event_time_ms)
-    first = agg.process(store, events[:60], now=0.0)
+    first = stages.process(store, events[:60], now=0.0)
     assert first.backlog["LGG"] == len({o.parcel_id for o in events[:60]}) - sum(o.outbound for o in events[:60])
-    result = agg.process(
+    result = stages.process(
         store, events[60:] + [Observation("LGG", "SORTED", T0 + 3 * HOUR_MS, 1, Source.SORTER, 1, 1, "X")], now=0.0
     )
     assert result.backlog["LGG"] == 1  # only parcel X is still in the hub
@@ -86,6 +126,14 @@ def test_dwell_waits_for_a_lagging_partition_that_still_delivers() -> None:
     assert ("LGG", 780.0) in done.dwell_seconds
 
 
+def test_the_last_departures_are_final_once_every_source_partition_fell_silent() -> None:
+    """No later scan moves this partition's event time past them: silence alone makes them final."""
+    store, agg = DictStore(), HubAggregator()
+    agg.process(store, parcel_life("P1", "HGH", T0, 1), now=0.0)
+    assert agg.tick(lambda hub: store, now=5.0).dwell_seconds == []  # its partitions may still deliver
+    assert agg.tick(lambda hub: store, now=30.0).dwell_seconds == [("HGH", 780.0)]
+
+
 def test_a_batch_replayed_after_a_crash_changes_nothing() -> None:
     """Recovery: the table holds the visits of a half-written batch but not the hub value."""
     rng = random.Random(4)
@@ -95,27 +143,67 @@ def test_a_batch_replayed_after_a_crash_changes_nothing() -> None:
     )
     batches = [events[i : i + 37] for i in range(0, len(events), 37)]
 
-    clean_store, clean = DictStore(), HubAggregator()
+    clean_store, clean = DictStore(), TwoStages()
     clean_out = [clean.process(clean_store, b, now=0.0) for b in batches]
 
-    store, crashed = DictStore(), HubAggregator()
+    store, crashed = DictStore(), TwoStages()
     out = [crashed.process(store, b, now=0.0) for b in batches[:5]]
     before = dict(store.data)
     partial = DictStore()
     partial.data = dict(before)
-    HubAggregator().process(partial, batches[5], now=0.0)  # the crashed process got this far...
+    # The crashed process got this far: its partials reached the merge (they are sent first)...
+    out.append(crashed.merged(HubAggregator().process(partial, batches[5], now=0.0)))
     half = [w for w in partial.writes if w[0] != b"KUL"][: len(partial.writes) // 2]
     for key, value in half:  # ...and only half of its changelog writes reached Kafka
         if value is None:
             store.data.pop(key, None)
         else:
             store.data[key] = value
-    restarted = HubAggregator()  # a new process: indexes rebuilt from the store
+    restarted = crashed.restarted()  # a new process: indexes rebuilt from the stores
     out += [restarted.process(store, b, now=0.0) for b in batches[5:]]
 
     assert store.data == clean_store.data
     assert out[-1].backlog == clean_out[-1].backlog
     assert totals(w for r in out for w in r.closed) == totals(w for r in clean_out for w in r.closed)
+
+
+def _in_offset_order(events: list[Observation]) -> list[Observation]:
+    """``events`` with offsets counted per source partition in their order, as a consumer reads them."""
+    seen: Counter[tuple[Source, int]] = Counter()
+    out = []
+    for obs in events:
+        seen[(obs.source, obs.partition)] += 1
+        out.append(obs._replace(offset=seen[(obs.source, obs.partition)]))
+    return out
+
+
+@pytest.mark.parametrize("reached", [0.5, 0.9, 1.0], ids=["half", "most", "all-but-the-head"])
+def test_windows_stored_without_their_head_are_read_as_before_and_the_batch_counts_once(reached: float) -> None:
+    """A crash after some of a batch's writes (visits, then windows) reached the store, not the head."""
+    rng = random.Random(7)
+    lives = (o for i in range(300) for o in parcel_life(f"P{i}", "KUL", T0 + rng.randrange(HOUR_MS), 0))
+    events = _in_offset_order(sorted(lives, key=lambda o: o.event_time_ms))
+    events += [Observation("KUL", t, T0 + 5 * HOUR_MS, 1, s, 0, 10**6, "END") for t, s in CLOSERS]
+    batches = [events[i : i + 50] for i in range(0, len(events), 50)]
+    clean_store, clean = DictStore(), TwoStages()
+    expected = totals(w for b in batches for w in clean.process(clean_store, b, now=0.0).closed)
+
+    store, crashed = DictStore(), TwoStages()
+    out = [crashed.process(store, b, now=0.0) for b in batches[:8]]
+    attempt = DictStore()
+    attempt.data = dict(store.data)
+    out.append(crashed.merged(HubAggregator().process(attempt, batches[8], now=0.0)))  # partials sent first
+    written = [w for w in attempt.writes if w[0] != b"KUL"]
+    assert any(b"|" in key for key, _ in written)  # the batch changed windows
+    for key, value in written[: int(len(written) * reached)]:
+        if value is None:
+            store.data.pop(key, None)
+        else:
+            store.data[key] = value
+    restarted = crashed.restarted()
+    out += [restarted.process(store, b, now=0.0) for b in batches[8:]]
+    assert totals(w for r in out for w in r.closed) == expected
+    assert store.data == clean_store.data
 
 
 def test_duplicates_are_counted_not_applied() -> None:
@@ -197,6 +285,7 @@ def test_a_scan_that_breaks_the_aggregation_is_left_out_and_the_rest_applied_exa
     records = _two_hub_records()
     clean_store = DictStore()
     clean, no_failures = process_isolating_failures(HubAggregator(), clean_store, records, now=0.0)
+    clean = TwoStages().merged(clean)
     assert no_failures == [] and clean.closed
 
     poison = Observation("KUL", "SORTED", T0 + 20 * 60_000, 7, Source.SORTER, 2, 5, "POISON-1")
@@ -204,6 +293,7 @@ def test_a_scan_that_breaks_the_aggregation_is_left_out_and_the_rest_applied_exa
     poisoned = [records[0], (1, [*kul[:50], poison, *kul[50:]])]  # KUL's first 50 scans are applied, then it fails
     store = DictStore()
     result, failures = process_isolating_failures(PoisonedAggregator(), store, poisoned, now=0.0)
+    result = TwoStages().merged(result)
 
     assert [(f.offset, f.observation, type(f.error)) for f in failures] == [(1, poison, OverflowError)]
     assert store.data == clean_store.data  # no trace of the failed attempt, nothing lost or counted twice

@@ -13,7 +13,7 @@ from streams.app import _Consumer, build_app
 from streams.settings import Settings
 
 BY_HUB = "p.app.by-hub"
-CHANGELOG = "app-hub-state-changelog"
+CHANGELOG = "app-partition-state-changelog"
 
 
 def _seeks(committed: dict[TopicPartition, int | None]) -> list[tuple[TopicPartition, int]]:

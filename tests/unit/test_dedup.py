@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from streams.aggregate import HubAggregator, Limits
+from streams.aggregate import Limits
 from streams.observation import Observation, decode, encode, event_key
 from streams.topology import Source
 from streams.visits import Counted, counted_scans, decode_visit, encode_visit
 from streams.windows import MINUTE_MS, WindowLimits, totals
-from tests.unit.test_aggregate import T0, DictStore
+from tests.unit.test_aggregate import T0, DictStore, TwoStages
 
 LIMITS = Limits(WindowLimits(grace_ms=60_000))
 
@@ -38,9 +38,9 @@ def minute_totals(results: list[object]) -> dict[tuple[str, str, int], tuple[int
 
 
 def test_retransmitted_scans_count_once_and_are_counted_by_kind() -> None:
-    once, agg = DictStore(), HubAggregator(LIMITS)
+    once, agg = DictStore(), TwoStages(LIMITS)
     expected = minute_totals([agg.process(once, scans(40) + closing(1000), now=0.0)])
-    store, agg = DictStore(), HubAggregator(LIMITS)
+    store, agg = DictStore(), TwoStages(LIMITS)
     original = scans(40)
     retransmitted = [o._replace(offset=o.offset + 500) for o in original[::3]]  # same ids, new offsets
     results = [agg.process(store, original[:50], now=0.0), agg.process(store, original[50:] + retransmitted, now=0.0)]
@@ -54,14 +54,14 @@ def test_retransmitted_scans_count_once_and_are_counted_by_kind() -> None:
 def test_a_crash_between_the_visit_and_the_windows_write_loses_no_count() -> None:
     """The visit remembers the scan, the windows that counted it were never stored: it is no repeat."""
     once = DictStore()
-    expected = minute_totals([HubAggregator(LIMITS).process(once, scans(20) + closing(1000), now=0.0)])
-    store, agg = DictStore(), HubAggregator(LIMITS)
+    expected = minute_totals([TwoStages(LIMITS).process(once, scans(20) + closing(1000), now=0.0)])
+    store, agg = DictStore(), TwoStages(LIMITS)
     batch = scans(20)
     agg.process(store, batch[:10], now=0.0)
     before = dict(store.data)
     agg.process(store, batch[10:], now=0.0)
     store.data[b"LGG"] = before[b"LGG"]  # the hub value of the second batch was lost in the crash
-    recovered = HubAggregator(LIMITS)  # a new worker: indexes rebuilt from the store
+    recovered = agg.restarted()  # a new worker: indexes rebuilt from the stores
     results = [recovered.process(store, batch[10:], now=0.0), recovered.process(store, closing(1000), now=0.0)]
     assert results[0].repeated["LGG"] == 0
     assert minute_totals(results) == expected  # the first batch's windows close here too, with the second's

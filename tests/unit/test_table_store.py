@@ -71,7 +71,7 @@ class Producer:
 
 class ChangelogTopic:
     def get_topic_name(self) -> str:
-        return "app-hub-state-changelog"
+        return "app-partition-state-changelog"
 
 
 class App:
@@ -97,13 +97,13 @@ async def _written_sends_each_key_once_and_waits() -> None:
     store.put(b"hub:LGG", b"state-1")
     store.delete(b"visit:LGG:P1")
     store.put(b"hub:LGG", b"state-2")  # the hub value, written last, is sent last
-    assert table.data == {b"visit:LGG:P2": b"v2", b"hub:LGG": b"state-2"}
+    assert table.data == {b"2|visit:LGG:P2": b"v2", b"2|hub:LGG": b"state-2"}  # under the partition's number
     assert sent == []  # nothing goes out before the batch is written
     written = asyncio.ensure_future(store.written())
     await asyncio.sleep(0)
     assert [(t, p, b.records) for t, p, b, _ in sent] == [
-        ("app-hub-state-changelog", 2, [(b"visit:LGG:P2", b"v2"), (b"visit:LGG:P1", None)]),
-        ("app-hub-state-changelog", 2, [(b"hub:LGG", b"state-2")]),
+        ("app-partition-state-changelog", 2, [(b"2|visit:LGG:P2", b"v2"), (b"2|visit:LGG:P1", None)]),
+        ("app-partition-state-changelog", 2, [(b"2|hub:LGG", b"state-2")]),
     ]
     sent[1][3].set_result(Metadata(42))  # the second batch's first record is at offset 42
     await asyncio.sleep(0)
@@ -111,7 +111,7 @@ async def _written_sends_each_key_once_and_waits() -> None:
     assert table.data.persisted == {}
     sent[0][3].set_result(Metadata(40))
     await asyncio.wait_for(written, timeout=5)
-    assert table.data.persisted == {TP("app-hub-state-changelog", 2): 42}  # the last record's offset
+    assert table.data.persisted == {TP("app-partition-state-changelog", 2): 42}  # the last record's offset
     await asyncio.wait_for(store.written(), timeout=5)  # nothing written since: returns at once
     assert len(sent) == 2
 
@@ -151,18 +151,23 @@ class RocksData(Data):
 
 
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
-def test_keys_by_prefix_are_those_of_the_prefix_only(store: str, tmp_path: Path) -> None:
+def test_keys_by_prefix_are_those_of_the_prefix_and_partition_only(store: str, tmp_path: Path) -> None:
     table = Table()
     if store == "rocksdb":
         table.data = RocksData(tmp_path)
     partition = TableStore(cast(Any, table), 1)
-    for key in (b"DXB/P1", b"KUL/P9", b"LGG", b"LGG/P2", b"LGG/P1", b"LGH/P1", b"SVO/P3", b"#by-hub/1"):
+    for key in (b"DXB/P1", b"KUL/P9", b"LGG", b"LGG/P2", b"LGG/P1", b"LGH/P1", b"SVO/P3", b"#applied/1"):
         partition.put(key, b"v")
     partition.delete(b"KUL/P9")
+    other = TableStore(cast(Any, table), 11)  # "1|" is a prefix of "11|" only without the separator
+    other.put(b"LGG", b"other")
+    other.put(b"LGG/P7", b"v")
     try:
         assert sorted(partition.keys(b"LGG/")) == [b"LGG/P1", b"LGG/P2"]
         assert sorted(partition.keys(b"KUL/")) == []
         assert len(list(partition.keys())) == 7
+        assert partition.get(b"LGG") == b"v" and other.get(b"LGG") == b"other"  # one key per partition
+        assert list(other.keys(b"LGG")) == [b"LGG", b"LGG/P7"]
     finally:
         if isinstance(table.data, RocksData):
             for db in table.data.dbs.values():

@@ -7,11 +7,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.windows import HOUR_MS, MINUTE_MS, HubWindows, Outcome, WindowLimits, totals, window_start
+from streams.windows import HOUR_MS, MINUTE_MS, ClosedWindow, HubWindows, Outcome, WindowLimits, totals, window_start
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % HOUR_MS  # an hour boundary
 GRACE = 120_000
 LIMITS = WindowLimits(grace_ms=GRACE, retention_ms=3_600_000, idle_ms=300_000, horizon_ms=24 * HOUR_MS)
+
+
+def close(w: HubWindows) -> list[ClosedWindow]:
+    """What the merge does after applying partials: emit what the watermark passed, drop what is old."""
+    closed = w.emit(LIMITS)
+    w.drop_old(LIMITS)
+    return closed
 
 
 def apply(
@@ -38,9 +45,9 @@ def test_windows_close_on_event_time_progress_only() -> None:
     w = HubWindows("LGG")
     assert apply(w, T0 + 1_000, 1) is Outcome.APPLIED
     assert apply(w, T0 + 2_000, 2, grams=700) is Outcome.APPLIED
-    assert w.close(LIMITS) == []  # watermark T0 + 2 s − 120 s: nothing ended
+    assert close(w) == []  # watermark T0 + 2 s − 120 s: nothing ended
     apply(w, T0 + 60_000 + GRACE, 3)  # watermark = T0 + 60 s: first minute closes
-    (closed,) = w.close(LIMITS)
+    (closed,) = close(w)
     assert (closed.start_ms, closed.size_ms, closed.parcels, closed.grams, closed.revision) == (
         T0,
         MINUTE_MS,
@@ -49,25 +56,25 @@ def test_windows_close_on_event_time_progress_only() -> None:
         1,
     )
     assert closed.key == f"LGG|sorted|60|{T0}"
-    assert w.close(LIMITS) == []  # emitted once, unchanged since
+    assert close(w) == []  # emitted once, unchanged since
 
 
 def test_event_within_grace_reemits_its_window_and_late_one_is_counted() -> None:
     w = HubWindows("LGG")
     apply(w, T0 + 1_000, 1)
     apply(w, T0 + 60_000 + GRACE, 2)  # sorter:0 is now at T0 + 180 s; the first minute closes
-    assert [c.revision for c in w.close(LIMITS)] == [1]
+    assert [c.revision for c in close(w)] == [1]
     # Another partition lags behind: its event is on time *for its partition*, so it counts, and
     # the window is emitted again once that partition has passed it too.
     assert apply(w, T0 + 59_000, 1, source="sorter:1") is Outcome.APPLIED
-    assert w.close(LIMITS) == []  # sorter:1 now holds the watermark back
+    assert close(w) == []  # sorter:1 now holds the watermark back
     apply(w, T0 + 60_000 + GRACE, 2, source="sorter:1")
-    (again,) = w.close(LIMITS)
+    (again,) = close(w)
     assert (again.start_ms, again.parcels, again.revision) == (T0, 2, 2)
     # 150 s behind its own partition's newest event: late, counted, windows untouched.
     assert apply(w, T0 + 30_000, 3) is Outcome.LATE
     assert w.late == {"sorted": 1}
-    assert w.close(LIMITS) == []
+    assert close(w) == []
 
 
 def test_a_partition_hours_ahead_neither_blocks_nor_expires_the_others() -> None:
@@ -76,12 +83,12 @@ def test_a_partition_hours_ahead_neither_blocks_nor_expires_the_others() -> None
     apply(w, T0 + 1_000, 1, source="sorter:0")
     for offset, minutes in enumerate(range(0, 300, 5), start=1):  # truck:0 races 5 hours ahead
         apply(w, T0 + minutes * MINUTE_MS, offset, source="truck:0", flow="outbound")
-    emitted = w.close(LIMITS)  # sorter:0 is idle: it does not hold the watermark back...
+    emitted = close(w)  # sorter:0 is idle: it does not hold the watermark back...
     assert any(c.flow == "outbound" and c.start_ms > T0 + 4 * HOUR_MS for c in emitted)
     assert apply(w, T0 + 2_000, 2, source="sorter:0") is Outcome.APPLIED  # ...and is not expired
     for offset, minutes in enumerate(range(1, 300, 5), start=3):  # sorter:0 catches up
         apply(w, T0 + minutes * MINUTE_MS, offset, source="sorter:0")
-    latest = totals(emitted + w.close(LIMITS))
+    latest = totals(emitted + close(w))
     assert latest[("LGG", "sorted", MINUTE_MS, T0)] == (2, 1000)
 
 
@@ -99,7 +106,7 @@ def test_windows_are_dropped_once_every_partition_passed_them() -> None:
     apply(w, T0, 1, source="sorter:1")
     for source in ("sorter:0", "sorter:1"):
         apply(w, T0 + 2 * HOUR_MS + GRACE, 2, source=source)
-    closed = w.close(LIMITS)
+    closed = close(w)
     assert {(c.size_ms, c.start_ms) for c in closed} == {(MINUTE_MS, T0), (HOUR_MS, T0)}
     assert (MINUTE_MS, "sorted", T0) not in w.windows  # minute dropped after retention
     assert (HOUR_MS, "sorted", T0) in w.windows  # hours are kept an hour longer
@@ -112,7 +119,7 @@ def test_the_hard_horizon_bounds_state_when_a_partition_falls_silent() -> None:
     apply(w, T0, 1, source="flight:0")  # never heard of again
     for hour in range(1, 30):
         apply(w, T0 + hour * HOUR_MS, hour)
-        w.close(LIMITS)
+        close(w)
     assert min(start for _size, _flow, start in w.windows) >= T0 + 3 * HOUR_MS
 
 
@@ -122,7 +129,7 @@ def test_hour_windows_sum_their_minutes() -> None:
     for offset in range(1, 400):
         apply(w, T0 + rng.randrange(HOUR_MS), offset, grams=rng.randint(1, 9000))
     apply(w, T0 + 2 * HOUR_MS, 400)
-    latest = totals(w.close(LIMITS))
+    latest = totals(close(w))
     minutes = [(p, g) for (_h, _f, size, _s), (p, g) in latest.items() if size == MINUTE_MS]
     assert latest[("KUL", "sorted", HOUR_MS, T0)] == (sum(p for p, _ in minutes), sum(g for _, g in minutes))
 
@@ -136,8 +143,8 @@ def test_state_survives_serialisation_mid_stream(events: list[tuple[int, int, in
         straight.apply("outbound", T0 + t, grams, source, offset, LIMITS)
         restored = HubWindows.from_bytes(restored.to_bytes())
         restored.apply("outbound", T0 + t, grams, source, offset, LIMITS)
-        out_a += straight.close(LIMITS)
-        out_b += restored.close(LIMITS)
+        out_a += close(straight)
+        out_b += close(restored)
     assert out_a == out_b
     assert straight.to_bytes() == restored.to_bytes()
 
@@ -146,7 +153,7 @@ def test_state_written_by_the_previous_version_reads_the_same() -> None:
     w = HubWindows("HGH")
     for offset, t in enumerate([0, 30_000, 70_000, 3 * MINUTE_MS, 2 * HOUR_MS]):
         apply(w, T0 + t, offset, source=f"sorter:{offset % 2}")
-        w.close(LIMITS)
+        close(w)
     first_form = json.dumps(  # what to_bytes wrote before the windows were packed
         {
             "hub": w.hub,
@@ -161,4 +168,4 @@ def test_state_written_by_the_previous_version_reads_the_same() -> None:
     assert old == new == w
     apply(old, T0 + 3 * HOUR_MS, 9)
     apply(new, T0 + 3 * HOUR_MS, 9)
-    assert old.close(LIMITS) == new.close(LIMITS) != []  # the derived indexes are rebuilt alike
+    assert close(old) == close(new) != []  # the derived indexes are rebuilt alike

@@ -1,4 +1,4 @@
-"""By-hub records the consumer skipped (Faust can, around a rebalance, and commit past them) are read again."""
+"""Internal records the consumer skipped (Faust can, around a rebalance, and commit past them) are read again."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from streams.codec import Codec
 from streams.intake import Admitted, admit
 from streams.observation import join_batch
 from streams.settings import Settings
-from streams.topology import Topics
+from streams.topology import Topics, first_stage_partition
 from tests.helpers import WorkerProcess, scrape, total, unique_name, wait_for
 from tests.integration.flows import closing_rows, make_flows
 from tests.integration.pipeline import assert_windows_equal_truth, offsets, publish_rows, wait_consumed
@@ -26,10 +26,12 @@ START_MS = 1_795_000_000_000 - 1_795_000_000_000 % 3_600_000
 SCANS_PER_RECORD = 100
 
 
-async def _forward_by_hand(bootstrap: str, prefix: str, since: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+async def _forward_by_hand(
+    bootstrap: str, prefix: str, partitions: int, since: dict[TopicPartition, int]
+) -> dict[TopicPartition, int]:
     """Do what the intake does with the source records after ``since``, and commit the intake past them.
 
-    Returns the by-hub offset each by-hub partition had before these records.
+    Returns the offset each by-partition partition had before these records.
     """
     topics = Topics(prefix)
     codec, now_ms = Codec(), int(time.time() * 1000)
@@ -38,24 +40,25 @@ async def _forward_by_hand(bootstrap: str, prefix: str, since: dict[TopicPartiti
     await consumer.start()
     await producer.start()
     try:
-        by_hub_partitions = await partitions_of(consumer, [topics.by_hub(prefix)])
-        before = await consumer.end_offsets(by_hub_partitions)
+        by_partition = topics.by_partition(prefix)
+        before = await consumer.end_offsets(await partitions_of(consumer, [by_partition]))
         sources = await partitions_of(consumer, list(topics.sources))
         ends = await consumer.end_offsets(sources)
         consumer.assign(sources)
         for tp in sources:
             consumer.seek(tp, since[tp])
-        scans: dict[str, list[bytes]] = {}
+        scans: dict[int, list[bytes]] = {}
         while [tp for tp in sources if await consumer.position(tp) < ends[tp]]:
             for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
                 for record in records:
                     admitted = admit(codec, record.value, topics.sources[tp.topic], tp.partition, record.offset, now_ms)
                     if isinstance(admitted, Admitted) and admitted.observation is not None:
-                        scans.setdefault(admitted.event.hub, []).append(admitted.observation)
-        for hub, encoded in scans.items():  # in source order, as the intake sends them
+                        target = first_stage_partition(tp.partition, partitions)
+                        scans.setdefault(target, []).append(admitted.observation)
+        for partition, encoded in scans.items():  # in source order, as the intake sends them
             for start in range(0, len(encoded), SCANS_PER_RECORD):
                 await producer.send_and_wait(
-                    topics.by_hub(prefix), join_batch(encoded[start : start + SCANS_PER_RECORD]), key=hub.encode()
+                    by_partition, join_batch(encoded[start : start + SCANS_PER_RECORD]), partition=partition
                 )
         intake = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=Topics.intake_group(prefix))
         await intake.start()
@@ -99,14 +102,14 @@ def test_records_skipped_and_committed_past_are_read_again_before_anything_after
 
     _low, since = offsets(kafka_bootstrap, list(Topics(prefix).sources))
     publish_rows(settings, rows[half:])
-    before = asyncio.run(_forward_by_hand(kafka_bootstrap, prefix, since))
-    # The first new record of each by-hub partition is skipped and committed past: without reading
+    before = asyncio.run(_forward_by_hand(kafka_bootstrap, prefix, settings.partitions, since))
+    # The first new record of each by-partition partition is skipped and committed past: without reading
     # it again its scans are lost, and applying the later ones first would make it look re-delivered.
     assert asyncio.run(_skip_one(kafka_bootstrap, prefix, before)) > 0
 
     worker = start_worker(prefix)
     wait_for(
-        lambda: total(scrape(worker.metrics_port), "parcelflow_by_hub_gaps_total") > 0,
+        lambda: total(scrape(worker.metrics_port), "parcelflow_internal_gaps_total") > 0,
         timeout=120,
         what="the worker to notice the skipped records",
         proc=worker,
