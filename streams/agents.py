@@ -141,6 +141,7 @@ class TableStore:
             return
         topic = self.table.changelog_topic.get_topic_name()
         producer = kafka_producer(self.table.app)
+        await producer.client.add_topic(topic)  # see track_topics; at once when tracked already
         batches = [producer.create_batch()]
         for key, value in pending.items():
             if batches[-1].append(key=key, value=value, timestamp=None) is None:  # full
@@ -178,6 +179,21 @@ def kafka_producer(app: AppT) -> AIOKafkaProducer:
     if producer is None:
         raise RuntimeError("Faust's producer is not started")
     return producer
+
+
+async def track_topics(app: AppT, names: list[str]) -> None:
+    """Make the producer's client refresh the metadata of every topic the worker writes to.
+
+    aiokafka's client refreshes the metadata of all topics until it tracks one, then of the
+    tracked ones only, and a ``send`` to a topic whose metadata it holds does not track it. So
+    once any topic is tracked (a ``send`` to a topic created after the last refresh, a
+    ``send_batch``), the next refresh forgets every untracked topic, and a record batch pending
+    for one of them waits for a leader that never becomes known: Faust's commit flushes the
+    producer and waits with it, and so does a rebalance (seen as stalls of a minute and more,
+    with four workers joining at once). Tracking every topic written to up front avoids that.
+    """
+    producer = kafka_producer(app)
+    await asyncio.gather(*(producer.client.add_topic(name) for name in names))
 
 
 def _offset(raw: bytes | None) -> int | None:
@@ -280,6 +296,16 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
     async def consume_sources() -> None:
         """The source intake, for the worker's lifetime (a failure ends the worker)."""
         try:
+            await track_topics(
+                app,
+                [
+                    by_partition_name,
+                    by_hub_name,
+                    topics.throughput,
+                    topics.deadletter,
+                    *(t.changelog_topic.get_topic_name() for t in (parcels_table, hubs_table)),
+                ],
+            )
             problem = copartitioning_problem(await partition_counts(settings.bootstrap, list(source_of_topic)))
             if problem is not None:
                 raise RuntimeError(problem)

@@ -46,12 +46,26 @@ class Batch:
         return len(self.records)
 
 
+class Client:
+    """The aiokafka client's metadata tracking: which topics each refresh asks for."""
+
+    def __init__(self) -> None:
+        self.tracked: set[str] = set()
+
+    def add_topic(self, topic: str) -> asyncio.Future[bool]:
+        self.tracked.add(topic)
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        done.set_result(True)
+        return done
+
+
 class KafkaProducer:
     """The aiokafka producer surface the store uses: batches whose delivery we resolve by hand."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.sent: list[tuple[str, int, Batch, asyncio.Future[Metadata]]] = []
+        self.client = Client()
 
     def create_batch(self) -> Batch:
         return Batch(self.capacity)
@@ -112,6 +126,8 @@ async def _written_sends_each_key_once_and_waits() -> None:
     sent[0][3].set_result(Metadata(40))
     await asyncio.wait_for(written, timeout=5)
     assert table.data.persisted == {TP("app-partition-state-changelog", 2): 42}  # the last record's offset
+    # send_batch does no metadata lookup: the changelog must be among the topics the client refreshes
+    assert table.app.producer._producer.client.tracked == {"app-partition-state-changelog"}
     await asyncio.wait_for(store.written(), timeout=5)  # nothing written since: returns at once
     assert len(sent) == 2
 
