@@ -3,7 +3,7 @@
 Record timestamps are event times, and Kafka's time retention counts from them: a topic with a
 finite ``retention.ms`` deletes old-stamped history (a replay, a backlog, an old file) as soon as
 it arrives. So the source topics get the configured retention (unlimited by default), the internal
-by-hub topic keeps records whatever their age and is purged up to its group's committed offsets
+topics (by-partition, by-hub) keep records whatever their age and are purged up to the group's committed offsets
 (as Kafka Streams does with its repartition topics: KIP-284, KAFKA-6150), the throughput topic is
 compacted, and only the dead letters (stamped by the broker on arrival: LogAppendTime) keep the broker's default.
 """
@@ -85,7 +85,7 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
 async def _keep_forever(admin: AIOKafkaAdminClient, topic: str) -> None:
     """Give an internal topic made by an older version unlimited time retention."""
     if (await retentions(admin, [topic])).get(topic) != UNLIMITED:
-        # AlterConfigs (not incremental) replaces the topic's overrides: the by-hub topic has only this one.
+        # AlterConfigs (not incremental) replaces the topic's overrides: an internal topic has only this one.
         resource = ConfigResource(ConfigResourceType.TOPIC, topic, {RETENTION: str(UNLIMITED)})
         for response in await admin.alter_configs([resource]):
             for error_code, message, *_ in response.resources:

@@ -15,6 +15,7 @@ from streams.codec import Codec
 from streams.health import Health
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.source_intake import COMMIT_INTERVAL_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class _Consumer(faust_aiokafka.Consumer):
     After a rebalance Faust seeks each stream partition to its committed offset, which re-reads
     what its fetcher fetched and dropped while its flow was suspended. aiokafka's
     ``seek_to_committed`` leaves a partition with no committed offset (or 0) where the fetch got
-    to, so those records were lost: by-hub records forwarded by another worker's intake while
+    to, so those records were lost: internal records forwarded by another worker while
     this one recovered, right after a pipeline started.
     """
 
@@ -70,6 +71,9 @@ def build_app(
         # default is 60 s); 10 s with 3 s heartbeats lets a replacement take over quickly.
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=3.0,
+        # The intake's cadence, not Faust's 2.8 s: records pass two internal topics, and each
+        # stage's commit trails the one before, so what is done is committed about a second later.
+        broker_commit_interval=COMMIT_INTERVAL_SECONDS,
         producer_max_request_size=MAX_REQUEST_BYTES,
         # Faust logs a partition it stopped fetching (faust-streaming#175/#629) after this long;
         # its default, 5 minutes, hides such a stall for that long.

@@ -100,7 +100,7 @@ def topics(
         ),
     ] = None,
 ) -> None:
-    """Create the pipeline's topics (sources, dead letters, throughput, by-hub) if missing; show their retention."""
+    """Create the pipeline's topics (sources, dead letters, throughput, internal) if missing; show their retention."""
     from streams.admin import ensure_topics, pipeline_topics, topic_configs, topic_retentions
     from streams.durations import DurationError, describe_retention, parse_retention
 

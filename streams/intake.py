@@ -31,7 +31,7 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """A valid scan, and its observation encoded for the by-hub topic (parcel scans only)."""
+    """A valid scan, and its observation encoded for the by-partition topic (parcel scans only)."""
 
     event: ScanEvent
     observation: bytes | None

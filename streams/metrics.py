@@ -254,7 +254,7 @@ class Metrics:
                 self.last_window_start.pop((hub, flow.value), None)
 
     def record_batch(self, result: BatchResult) -> None:
-        """Expose what the hub aggregator did with a batch."""
+        """Expose what an aggregation stage did with a batch."""
         for (hub, flow, outcome), count in result.outcomes.items():
             if outcome in (Outcome.LATE, Outcome.EXPIRED):
                 self.late.labels(hub, flow).inc(count)

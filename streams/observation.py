@@ -1,8 +1,8 @@
-"""What the intake sends to the hub-keyed repartition topic: parcel scans, compact and batched.
+"""What the intake sends to the by-partition topic: parcel scans, compact and batched.
 
 Internal to one pipeline (never leaves the app's own topic), so a fixed binary layout instead of
-Avro, and one Kafka record carries all the scans of one hub from one intake batch: a record per
-scan would cost more than everything else the worker does with it.
+Avro, and one Kafka record carries all the scans of one first-stage partition from one intake
+batch: a record per scan would cost more than everything else the worker does with it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ _OUTBOUND_BY_INDEX = tuple(
 
 
 class Observation(NamedTuple):
-    """A parcel scan as the hub aggregator needs it, with its exact source position.
+    """A parcel scan as the first aggregation stage needs it, with its exact source position.
 
     A named tuple, not a frozen dataclass: one is built per scan the aggregation reads, and a
     tuple is built ~4x faster than a frozen dataclass sets its fields.
