@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streams.aggregate import BatchResult, StateStore
-from streams.windows import HubWindows, Outcome, Partial, WindowKey, WindowLimits
+from streams.windows import WINDOW_SIZES_MS, HubWindows, Outcome, Partial, WindowKey, WindowLimits
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +51,27 @@ def encode_partial(partial: Partial) -> bytes:
 
 
 def decode_partial(data: bytes) -> Partial:
-    """Inverse of :func:`encode_partial`; raises ``ValueError`` (or ``KeyError``/``TypeError``) on other bytes."""
+    """Inverse of :func:`encode_partial`; raises ``ValueError`` (or ``KeyError``/``TypeError``) on other bytes.
+
+    Values the merge could not store (a window size it does not keep, counts out of range) are
+    refused here, so such a record is dead-lettered rather than failing the merge.
+    """
     raw = json.loads(data)
     marks = {str(source): int(newest) for source, newest in raw["m"].items()}
     windows = [((int(s), str(f), int(st)), int(p), int(g)) for s, f, st, p, g in raw["w"]]
-    return Partial(str(raw["h"]), int(raw["p"]), marks, windows)
+    partial = Partial(str(raw["h"]), int(raw["p"]), marks, windows)
+    if not 0 <= partial.partition <= _MAX_PARTITION:
+        raise ValueError(f"first-stage partition {partial.partition} out of range")
+    for (size, _flow, start), parcels, grams in windows:
+        if size not in WINDOW_SIZES_MS or start % size or not (0 < parcels <= _MAX_COUNT and 0 <= grams <= _MAX_COUNT):
+            raise ValueError(f"not a window partial: {size}, {start}, {parcels}, {grams}")
+    return partial
 
 
 _REVISION = struct.Struct(">IB")  # revision, changed since emitted
 _PART = struct.Struct(">Hqq")  # first-stage partition, parcels, grams
+_MAX_PARTITION = 2**16 - 1
+_MAX_COUNT = 2**62  # a sum of partials still fits a signed 64-bit count
 
 
 def window_key(hub: str, key: WindowKey) -> bytes:

@@ -22,7 +22,18 @@ SCANS = (("ULD_BREAKDOWN", Source.FLIGHT), ("SORTED", Source.SORTER), ("LOADED",
 def test_a_partial_round_trips_and_other_bytes_are_refused() -> None:
     partial = Partial("LGG", 7, {"sorter:7": T0, "truck:7": T0 - 5}, [((MINUTE_MS, "sorted", T0), 3, 1500)])
     assert decode_partial(encode_partial(partial)) == partial
-    for garbage in (b"", b"\x00\x01", b'{"h": "LGG"}', b'{"h":"LGG","p":1,"m":{},"w":[[1,2]]}'):
+    ok = b'{"h":"LGG","p":1,"m":{},"w":[[60000,"sorted",%d,3,1500]]}' % T0
+    assert decode_partial(ok).windows == [((MINUTE_MS, "sorted", T0), 3, 1500)]
+    for garbage in (
+        b"",
+        b"\x00\x01",
+        b'{"h": "LGG"}',
+        b'{"h":"LGG","p":1,"m":{},"w":[[1,2]]}',
+        ok.replace(b'"p":1', b'"p":70000'),  # no such partition
+        ok.replace(b"60000", b"1000"),  # a window size the merge does not keep
+        ok.replace(b",3,", b",-3,"),  # counts never go below zero
+        ok.replace(b"1500", b"%d" % 2**70),  # nor beyond what a count can hold
+    ):
         with pytest.raises((ValueError, KeyError, TypeError)):
             decode_partial(garbage)
 
