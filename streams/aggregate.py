@@ -73,6 +73,7 @@ class BatchResult:
     watermark_ms: dict[str, int] = field(default_factory=dict)
     expired_visits: Counter[str] = field(default_factory=Counter)
     repeated: Counter[str] = field(default_factory=Counter)  # hub → flow scans whose event id was counted
+    scans: Counter[str] = field(default_factory=Counter)  # hub → parcel scans the first stage took, any outcome
 
 
 class StagedStore:
@@ -278,6 +279,7 @@ class HubAggregator:
         for dropped in self._dropped.pop(hub, []):  # the head that dropped them is stored
             store.delete(window_key(hub, dropped))
         pending = self._pending_dwell[hub]
+        result.scans[hub] += len(batch)
         marks = {source: mark[0] for source, mark in windows.partitions.items()}
         for obs in batch:
             source_partition = obs.source_partition

@@ -57,6 +57,7 @@ class Metrics:
     window_kilograms: Gauge
     window_start: Gauge
     watermark: Gauge
+    aggregated: Counter
     late: Counter
     duplicates: Counter
     internal_gaps: Counter
@@ -85,8 +86,15 @@ class Metrics:
             registry=registry,
             events=Counter(
                 "parcelflow_events",
-                "Valid scan events processed, by hub, source and event type.",
+                "Valid scan events taken in (decoded, validated, forwarded), by hub, source and event type.",
                 ["hub", "source", "event_type"],
+                registry=registry,
+            ),
+            aggregated=Counter(
+                "parcelflow_aggregated_scans",
+                "Parcel scans the first aggregation stage has taken (whatever their outcome), by hub; trails"
+                " the parcel scans of parcelflow_events_total by those still on their way.",
+                ["hub"],
                 registry=registry,
             ),
             parcels=Counter(
@@ -255,6 +263,8 @@ class Metrics:
 
     def record_batch(self, result: BatchResult) -> None:
         """Expose what an aggregation stage did with a batch."""
+        for hub, count in result.scans.items():
+            self.aggregated.labels(hub).inc(count)
         for (hub, flow, outcome), count in result.outcomes.items():
             if outcome in (Outcome.LATE, Outcome.EXPIRED):
                 self.late.labels(hub, flow).inc(count)

@@ -79,6 +79,7 @@ def test_one_worker_windows_late_dwell_backlog(
     samples = scrape(worker.metrics_port)
 
     assert total(samples, "parcelflow_events_total") == sent
+    assert total(samples, "parcelflow_aggregated_scans_total") == sent  # all parcel scans, each taken once
     assert_windows_equal_truth(kafka_bootstrap, Topics(prefix).throughput, flows)
     assert sum(flows.late.values()) > 20  # the run really has late events...
     for (hub, flow), count in flows.late.items():  # ...and every one is counted, none merged

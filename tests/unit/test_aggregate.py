@@ -213,6 +213,7 @@ def test_duplicates_are_counted_not_applied() -> None:
     again = agg.process(store, life, now=0.0)
     assert again.outcomes[("DXB", "inbound", Outcome.DUPLICATE)] == 1
     assert again.backlog["DXB"] == 0
+    assert again.scans == Counter({"DXB": len(life)})  # taken, whatever became of them
 
 
 def test_old_departures_and_endless_visits_expire_once_every_partition_passed() -> None:

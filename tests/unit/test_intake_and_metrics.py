@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -81,9 +83,14 @@ def test_deadletter_counters_exist_from_the_start_and_stale_hub_gauges_can_be_dr
     )
     metrics.record_batch(
         BatchResult(
-            closed=[ClosedWindow("LGG", "sorted", T0, 60_000, 3, 1500, 1)], backlog={"LGG": 7}, watermark_ms={"LGG": T0}
+            closed=[ClosedWindow("LGG", "sorted", T0, 60_000, 3, 1500, 1)],
+            backlog={"LGG": 7},
+            watermark_ms={"LGG": T0},
+            scans=Counter({"LGG": 5}),
         )
     )
+    metrics.record_batch(BatchResult(scans=Counter({"LGG": 2})))
+    assert registry.get_sample_value("parcelflow_aggregated_scans_total", {"hub": "LGG"}) == 7
     assert registry.get_sample_value("parcelflow_backlog_parcels", {"hub": "LGG"}) == 7
     assert registry.get_sample_value("parcelflow_window_parcels", {"hub": "LGG", "flow": "sorted"}) == 3
     metrics.forget_hubs(["LGG", "KUL"])
