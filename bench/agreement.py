@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
 
-from streams.admin import list_topics, partitions_of
-from streams.codec import ThroughputCodec
+from streams.kafka.admin import list_topics, partitions_of
+from streams.kafka.codec import ThroughputCodec
+from streams.kafka.topics import Topics
 from streams.settings import Settings
-from streams.topology import Topics
 
 Windows = dict[tuple[str, str, int], tuple[int, int]]  # (hub, flow, start ms) → (parcels, grams)
 

@@ -52,7 +52,7 @@ def parse_collapsed(text: str) -> list[tuple[list[Frame], int]]:
 
 def area_of(file: str) -> str:
     """Area a file belongs to."""
-    path = "/" + file  # py-spy prints paths relative to sys.path entries: "streams/codec.py"
+    path = "/" + file  # py-spy prints paths relative to sys.path entries: "streams/kafka/codec.py"
     for area, marker in AREAS:
         if marker in path:
             return area

@@ -24,14 +24,14 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from streams.admin import ensure_topics, list_topics, partitions_of
-from streams.codec import Codec
+from streams.ingest.publish import Publisher
+from streams.kafka.admin import ensure_topics, list_topics, partitions_of
+from streams.kafka.codec import Codec
+from streams.kafka.topics import Topics
 from streams.processes import stop_processes
-from streams.publish import Publisher
-from streams.replay_run import run_replay
+from streams.replay.run import run_replay
 from streams.settings import Settings
 from streams.simulate import SimConfig, scan_events
-from streams.topology import Topics
 from tests.helpers import REPO, WorkerProcess, free_port, scrape, total, unique_name
 from tests.integration.pipeline import group_done, pipeline_done
 

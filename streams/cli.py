@@ -15,8 +15,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from streams.events import ms_to_datetime
+from streams.kafka.topics import Topics
 from streams.settings import Settings, SettingsError, registry_url
-from streams.topology import Topics
 
 if TYPE_CHECKING:
     from streams.simulate.run import RunProgress
@@ -82,7 +82,7 @@ def worker(
     schema_registry: SchemaRegistryUrl = None,
 ) -> None:
     """Run a stream worker: consume scans, count per hub and flow, serve /metrics."""
-    from streams.worker import run_worker
+    from streams.worker.run import run_worker
 
     settings = _settings(bootstrap, prefix, schema_registry, metrics_port=metrics_port, metrics_host=metrics_host)
     run_worker(settings, err)
@@ -101,8 +101,8 @@ def topics(
     ] = None,
 ) -> None:
     """Create the pipeline's topics (sources, dead letters, throughput, internal) if missing; show their retention."""
-    from streams.admin import ensure_topics, pipeline_topics, topic_configs, topic_retentions
     from streams.durations import DurationError, describe_retention, parse_retention
+    from streams.kafka.admin import ensure_topics, pipeline_topics, topic_configs, topic_retentions
 
     try:
         retention_ms = None if retention is None else parse_retention(retention)
@@ -132,7 +132,7 @@ def publish(
     schema_registry: SchemaRegistryUrl = None,
 ) -> None:
     """Validate and publish scan events; bad lines are reported by number and not sent."""
-    from streams.publish import format_of, publish_stream
+    from streams.ingest.publish import format_of, publish_stream
 
     settings = _settings(bootstrap, prefix, schema_registry)
     try:
@@ -181,7 +181,7 @@ def archive(
     schema_registry: SchemaRegistryUrl = None,
 ) -> None:
     """Archive the raw scan events of the source topics until stopped (Ctrl-C)."""
-    from streams.archive import ArchiveStats, run_archiver
+    from streams.replay.archive import ArchiveStats, run_archiver
 
     settings = _settings(bootstrap, prefix, schema_registry)
     group_id = group or f"{settings.topic_prefix}-archive"
@@ -254,7 +254,7 @@ def replay_run(
     schema_registry: SchemaRegistryUrl = None,
 ) -> None:
     """Republish history with its event times into namespace NAME and aggregate it there."""
-    from streams.replay_run import run_replay
+    from streams.replay.run import run_replay
 
     if on_error not in ("stop", "skip"):
         raise CliError("--on-error must be 'stop' or 'skip'")
@@ -283,7 +283,7 @@ def replay_run(
 @replay_cli.command("list")
 def replay_list(bootstrap: Bootstrap = None) -> None:
     """List replay namespaces and how many records their source topics hold."""
-    from streams.replay_run import namespace_sizes
+    from streams.replay.run import namespace_sizes
 
     for name, records in asyncio.run(namespace_sizes(_settings(bootstrap, None))).items():
         print(f"{name}\t{records}")
@@ -295,7 +295,7 @@ def replay_clean(
     bootstrap: Bootstrap = None,
 ) -> None:
     """Delete a replay namespace: its topics, internal topics and scrape targets."""
-    from streams.replay_run import clean_namespace
+    from streams.replay.run import clean_namespace
 
     deleted = asyncio.run(clean_namespace(_settings(bootstrap, None), name))
     _say(f"deleted {len(deleted)} topics of replay {name}")
@@ -439,7 +439,7 @@ def main() -> None:
     """Entry point: run the CLI, turning known errors into one line and exit status 1."""
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
-    from streams.registry import RegistryError
+    from streams.kafka.registry import RegistryError
 
     # aiokafka logs retried produce errors (e.g. NotLeaderForPartition just after a topic is
     # created) and each failed connection attempt; the CLI reports what finally failed, once.

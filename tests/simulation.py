@@ -14,8 +14,8 @@ from typing import Any
 import fastavro
 
 from streams.events import EVENT_TYPES, FLOW_OF_EVENT_TYPE, InvalidEvent, ScanEvent, from_mapping, from_record
+from streams.kafka.topics import Source
 from streams.network import HUBS
-from streams.topology import Source
 
 OUTBOUND = {"LOADED", "ULD_BUILDUP"}
 FIXED_START_MS = 1_795_392_000_000

@@ -4,7 +4,7 @@
         --state-dir D [--grace-ms MS]
 
 The same work as parcelflow's throughput windows, written the way Quix Streams is meant to be used:
-the three source topics decoded with fastavro through ``streams.codec.Codec`` (the same codec, no
+the three source topics decoded with fastavro through ``streams.kafka.codec.Codec`` (the same codec, no
 validation), the event time taken from the decoded record, a re-key by hub and flow (``group_by``:
 Quix's repartition topic), a 60 s tumbling window with 120 s grace summing parcels and grams, and
 only closed windows (``final()``) sent to the output topic. Prints ``first <unix time>`` when the first
@@ -23,9 +23,9 @@ from quixstreams import Application
 from quixstreams.dataframe.windows import Count, Sum
 from quixstreams.models.serializers import Deserializer
 
-from streams.codec import Codec
 from streams.events import FLOW_OF_EVENT_TYPE, datetime_to_ms
-from streams.topology import Topics
+from streams.kafka.codec import Codec
+from streams.kafka.topics import Topics
 
 WINDOW_MS = 60_000
 GRACE_MS = 120_000

@@ -11,8 +11,8 @@ from datetime import timedelta
 from hashlib import sha256
 from json.encoder import encode_basestring_ascii
 
-from streams.codec import Codec
 from streams.events import EPOCH, to_record
+from streams.kafka.codec import Codec
 from streams.simulate.disorder import CORRUPT_GARBAGE, CORRUPT_TRUNCATED
 from streams.simulate.rows import EVENT_ID, HUB, Row, to_event
 

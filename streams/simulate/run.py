@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streams.ingest.publish import Publisher
 from streams.pacing import Pacer
-from streams.publish import Publisher
 from streams.settings import Settings
 from streams.simulate.config import SimConfig
 from streams.simulate.disorder import Emission, Emitter

@@ -9,13 +9,13 @@ from typing import IO, Protocol
 
 from fastavro.write import Writer
 
-from streams.codec import Codec
 from streams.events import EVENT_TYPES
-from streams.publish import Publisher
+from streams.ingest.publish import Publisher
+from streams.kafka.codec import Codec
+from streams.kafka.topics import Source, Topics
 from streams.simulate.disorder import CORRUPT
 from streams.simulate.render import JsonLines, avro_record, corrupt_bytes, corrupt_line, invalid_row
 from streams.simulate.rows import Row, to_event
-from streams.topology import Source, Topics
 
 FILE_FORMATS = ("jsonl", "avro")
 

@@ -18,11 +18,11 @@ from fractions import Fraction
 from typing import Any
 
 from streams.events import EVENT_TYPES, FLOW_OF_EVENT_TYPE, Flow
+from streams.kafka.topics import Source
 from streams.network import HUBS
 from streams.simulate.config import SimConfig
 from streams.simulate.disorder import CORRUPT, DISORDERED, LATE
 from streams.simulate.rows import Row
-from streams.topology import Source
 
 WINDOW_MS = 60_000
 QUANTILES = ("0.5", "0.9", "0.95", "0.99")

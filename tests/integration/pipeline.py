@@ -10,14 +10,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from streams.admin import group_caught_up, partitions_of, pipeline_caught_up
-from streams.codec import ThroughputCodec
+from streams.aggregate.partials import decode_window, window_key
+from streams.aggregate.windows import MINUTE_MS, ClosedWindow, totals, window_start
 from streams.events import from_mapping
-from streams.partials import decode_window, window_key
-from streams.publish import Publisher
+from streams.ingest.publish import Publisher
+from streams.kafka.admin import group_caught_up, partitions_of, pipeline_caught_up
+from streams.kafka.codec import ThroughputCodec
+from streams.kafka.topics import Topics
 from streams.settings import Settings
-from streams.topology import Topics
-from streams.windows import MINUTE_MS, ClosedWindow, totals, window_start
 from tests.helpers import Samples, WorkerProcess, scrape, wait_for
 from tests.integration.flows import FLOW, Flows
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.codec import Codec
 from streams.events import ScanEvent
+from streams.kafka.codec import Codec
+from streams.kafka.topics import Source, Topics
 from streams.settings import Settings
-from streams.topology import Source, Topics
 from tests.helpers import REPO, WorkerProcess, days_ago_ms, readiness, scrape, total, unique_name
 from tests.integration.flows import closing_rows, make_flows
 from tests.integration.pipeline import assert_windows_equal_truth, publish_rows, read_all, wait_consumed
@@ -110,12 +110,12 @@ def test_bad_records_are_dead_lettered_and_valid_scans_still_equal_the_truth(
 
 FAILING_WORKER = """
 import sys
-import streams.metrics
+import streams.worker.metrics
 
 def broken(self, result):
     raise KeyError("a bug in recording a batch")
 
-streams.metrics.Metrics.record_batch = broken
+streams.worker.metrics.Metrics.record_batch = broken
 sys.argv = ["parcelflow", "worker"]
 from streams.cli import main
 main()
@@ -154,16 +154,16 @@ def test_an_agent_that_raises_makes_the_worker_say_so_and_exit(kafka_bootstrap: 
 
 AGGREGATION_BUG = """
 import sys
-import streams.aggregate
+import streams.aggregate.aggregator
 
-original = streams.aggregate.HubAggregator._process_hub
+original = streams.aggregate.aggregator.HubAggregator._process_hub
 
 def process_hub(self, store, hub, batch, now, result):
     if any(obs.parcel_id == "POISON-AGG" for obs in batch):
         raise OverflowError("a bug that one scan triggers")
     return original(self, store, hub, batch, now, result)
 
-streams.aggregate.HubAggregator._process_hub = process_hub
+streams.aggregate.aggregator.HubAggregator._process_hub = process_hub
 sys.argv = ["parcelflow", "worker"]
 from streams.cli import main
 main()

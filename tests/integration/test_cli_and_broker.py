@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from streams.codec import Codec
 from streams.events import from_mapping
-from streams.topology import Topics
+from streams.kafka.codec import Codec
+from streams.kafka.topics import Topics
 from tests.conftest import Broker
 from tests.helpers import KAFKA_SH, cli, days_ago_ms, free_port, unique_name
 from tests.integration.pipeline import read_all

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.codec import Codec
 from streams.events import ScanEvent, to_record
-from streams.topology import Source, Topics
+from streams.kafka.codec import Codec
+from streams.kafka.topics import Source, Topics
 from tests.helpers import WorkerProcess, cli, scrape, total, unique_name, wait_for
 from tests.integration.pipeline import read_all
 from tests.integration.scans import make_scan_file

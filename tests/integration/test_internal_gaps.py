@@ -10,12 +10,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from streams.admin import partitions_of
-from streams.codec import Codec
-from streams.intake import Admitted, admit
-from streams.observation import join_batch
+from streams.aggregate.observation import join_batch
+from streams.ingest.intake import Admitted, admit
+from streams.kafka.admin import partitions_of
+from streams.kafka.codec import Codec
+from streams.kafka.topics import Topics, first_stage_partition
 from streams.settings import Settings
-from streams.topology import Topics, first_stage_partition
 from tests.helpers import WorkerProcess, scrape, total, unique_name, wait_for
 from tests.integration.flows import closing_rows, make_flows
 from tests.integration.pipeline import assert_windows_equal_truth, offsets, publish_rows, wait_consumed

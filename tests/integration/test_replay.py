@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from streams.admin import ensure_topics, topic_retentions
-from streams.archive import ArchiveStats, archived_files, read_file, run_archiver
+from streams.aggregate.windows import totals
 from streams.durations import UNLIMITED
+from streams.kafka.admin import ensure_topics, topic_retentions
+from streams.kafka.topics import Topics
 from streams.network import HUBS
-from streams.replay import ReplayRecord, republish, topic_records
-from streams.replay_run import clean_namespace, namespace_sizes, run_replay
+from streams.replay.archive import ArchiveStats, archived_files, read_file, run_archiver
+from streams.replay.republish import ReplayRecord, republish, topic_records
+from streams.replay.run import clean_namespace, namespace_sizes, run_replay
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate_to_kafka
-from streams.topology import Topics
-from streams.windows import totals
 from tests.helpers import REPO, WorkerProcess, days_ago_ms, free_port, free_ports, unique_name, wait_for
 from tests.integration.pipeline import pipeline_done, publish_rows, read_windows
 

@@ -12,10 +12,10 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.admin import ensure_topics, topic_retentions
 from streams.durations import UNLIMITED
+from streams.kafka.admin import ensure_topics, topic_retentions
+from streams.kafka.topics import Topics
 from streams.settings import Settings
-from streams.topology import Topics
 from tests.helpers import RETENTION_CHECK_MS, WorkerProcess, cli, days_ago_ms, unique_name, wait_for
 from tests.integration.flows import closing_rows, make_flows
 from tests.integration.pipeline import assert_windows_equal_truth, offsets, publish_rows, wait_consumed

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from streams.kafka.topics import Topics
 from streams.settings import Settings
-from streams.topology import Topics
 from tests.helpers import WorkerProcess, cli, days_ago_ms, scrape, total, unique_name
 from tests.integration.flows import FLOW, Flows, closing_rows, make_flows
 from tests.integration.pipeline import assert_windows_equal_truth, publish_rows, wait_consumed

@@ -24,14 +24,14 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro.schema import parse_schema
 
-from streams.codec import Codec, load_source_schema, registry_text
+from streams.aggregate.windows import ClosedWindow
 from streams.events import datetime_to_ms, from_mapping, ms_to_datetime, to_record
-from streams.publish import Publisher
-from streams.registry import SchemaRegistry
+from streams.ingest.publish import Publisher
+from streams.kafka.codec import Codec, load_source_schema, registry_text
+from streams.kafka.registry import SchemaRegistry
+from streams.kafka.topics import Source, Topics
+from streams.kafka.wire import confluent_header, subject_of
 from streams.settings import Settings
-from streams.topology import Source, Topics
-from streams.windows import ClosedWindow
-from streams.wire import confluent_header, subject_of
 from tests.helpers import WorkerProcess, cli, days_ago_ms, free_port, readiness, scrape, total, unique_name, wait_for
 from tests.integration.flows import closing_rows, make_flows
 from tests.integration.pipeline import assert_windows_equal_truth, publish_rows, read_all, wait_consumed
@@ -367,7 +367,7 @@ def test_an_unreachable_registry_is_waited_for_while_ready_says_why_then_everyth
 def test_the_archiver_reads_confluent_records_and_their_replay_writes_them_confluent_again(
     kafka_bootstrap: str, schema_registry: str, tmp_path: Path
 ) -> None:
-    from streams.archive import archived_files, read_file, run_archiver
+    from streams.replay.archive import archived_files, read_file, run_archiver
 
     prefix = unique_name("srarc")
     settings = Settings(

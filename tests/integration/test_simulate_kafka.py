@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.codec import Codec
 from streams.events import InvalidEvent, Reason, ScanEvent
-from streams.topology import Source, Topics
+from streams.kafka.codec import Codec
+from streams.kafka.topics import Source, Topics
 from tests.helpers import cli, unique_name
 from tests.integration.pipeline import read_all
 from tests.simulation import read_jsonl_dir

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from streams.kafka.topics import Topics
 from streams.settings import Settings
-from streams.topology import Topics
 from tests.helpers import WorkerProcess, scrape, total, unique_name, wait_for
 from tests.integration.flows import HUBS, Flows, closing_rows, make_flows
 from tests.integration.pipeline import (

@@ -37,9 +37,9 @@ from typing import Any
 import pytest
 import yaml
 
+from streams.kafka.topics import Source, Topics
 from streams.processes import stop_processes
 from streams.settings import Settings
-from streams.topology import Source, Topics
 from tests.helpers import WorkerProcess, free_port, unique_name, wait_for
 from tests.integration.flows import closing_rows, make_flows
 from tests.integration.pipeline import publish_rows

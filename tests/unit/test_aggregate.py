@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from streams.aggregate import (
+from streams.aggregate.aggregator import (
     BatchResult,
     HubAggregator,
     Limits,
@@ -16,10 +16,10 @@ from streams.aggregate import (
     in_sequence,
     process_isolating_failures,
 )
-from streams.observation import Observation, decode, decode_batch, encode, encode_batch
-from streams.partials import HubMerge
-from streams.topology import Source
-from streams.windows import HOUR_MS, MINUTE_MS, Outcome, WindowLimits, totals
+from streams.aggregate.observation import Observation, decode, decode_batch, encode, encode_batch
+from streams.aggregate.partials import HubMerge
+from streams.aggregate.windows import HOUR_MS, MINUTE_MS, Outcome, WindowLimits, totals
+from streams.kafka.topics import Source
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % HOUR_MS
 

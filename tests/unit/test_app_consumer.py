@@ -9,8 +9,8 @@ from unittest import mock
 from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from streams.app import _Consumer, build_app
 from streams.settings import Settings
+from streams.worker.app import _Consumer, build_app
 
 BY_HUB = "p.app.by-hub"
 CHANGELOG = "app-partition-state-changelog"

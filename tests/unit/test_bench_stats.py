@@ -32,13 +32,13 @@ def test_profile_summary_by_area_and_inclusive_share() -> None:
     from bench.profile import summarise
 
     text = (
-        "run (asyncio/events.py:80);count_scans (streams/agents.py:100);decode (streams/codec.py:5) 3\n"
+        "run (asyncio/events.py:80);count_scans (streams/worker/pipeline.py:100);decode (streams/kafka/codec.py:5) 3\n"
         "run (asyncio/events.py:80);_read (faust/streams.py:9) 1\n"
     )
     summary = summarise(text)
     assert summary["samples"] == 4
     assert summary["self_share_by_area"] == {"parcelflow (streams/)": 0.75, "faust": 0.25}
-    assert summary["inclusive_share_parcelflow_functions"]["streams/agents.py:count_scans"] == 0.75
+    assert summary["inclusive_share_parcelflow_functions"]["worker/pipeline.py:count_scans"] == 0.75
     assert summary["inclusive_share_top_functions"]["asyncio/events.py:run"] == 1.0
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from fastavro.schema import parse_schema
 
-from streams.codec import MAGIC, Codec, load_source_schema, schema_dir, schema_fingerprint
 from streams.events import InvalidEvent, Reason, from_record, to_record
-from streams.topology import Source
+from streams.kafka.codec import MAGIC, Codec, load_source_schema, schema_dir, schema_fingerprint
+from streams.kafka.topics import Source
 from tests.unit.test_events import VALID
 
 
@@ -128,8 +128,8 @@ def test_well_formed_avro_with_invalid_content_is_rejected(codec: Codec) -> None
 
 
 def test_throughput_round_trip() -> None:
-    from streams.codec import ThroughputCodec
-    from streams.windows import ClosedWindow
+    from streams.aggregate.windows import ClosedWindow
+    from streams.kafka.codec import ThroughputCodec
 
     codec = ThroughputCodec()
     window = ClosedWindow("LGG", "outbound", 1_795_000_020_000, 60_000, 1234, 617_000, 2)

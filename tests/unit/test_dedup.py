@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from streams.aggregate import Limits
-from streams.observation import Observation, decode, encode, event_key
-from streams.topology import Source
-from streams.visits import Counted, counted_scans, decode_visit, encode_visit
-from streams.windows import MINUTE_MS, WindowLimits, totals
+from streams.aggregate.aggregator import Limits
+from streams.aggregate.observation import Observation, decode, encode, event_key
+from streams.aggregate.visits import Counted, counted_scans, decode_visit, encode_visit
+from streams.aggregate.windows import MINUTE_MS, WindowLimits, totals
+from streams.kafka.topics import Source
 from tests.unit.test_aggregate import T0, DictStore, TwoStages
 
 LIMITS = Limits(WindowLimits(grace_ms=60_000))

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from streams.admin import pipeline_topics, topic_configs
 from streams.durations import UNLIMITED, DurationError, describe_retention, parse_retention
-from streams.namespaces import Namespace
+from streams.kafka.admin import pipeline_topics, topic_configs
+from streams.kafka.topics import Topics
+from streams.replay.namespaces import Namespace
 from streams.settings import Settings, SettingsError
-from streams.topology import Topics
 
 
 @pytest.mark.parametrize(

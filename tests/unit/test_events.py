@@ -21,7 +21,7 @@ from streams.events import (
     to_record,
     validate,
 )
-from streams.topology import Source
+from streams.kafka.topics import Source
 
 T0 = datetime_to_ms(datetime(2026, 11, 24, 10, 0, tzinfo=UTC))
 

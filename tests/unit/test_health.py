@@ -5,7 +5,7 @@ import urllib.request
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from streams.health import Health, serve
+from streams.worker.health import Health, serve
 from tests.helpers import free_port
 
 

@@ -5,12 +5,12 @@ from collections import Counter
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.codec import Codec
+from streams.aggregate.observation import decode, encode, observe
 from streams.events import Reason
-from streams.intake import DEADLETTER_HEADERS, Admitted, Rejected, admit, deadletter_headers, intake
-from streams.metrics import Metrics
-from streams.observation import decode, encode, observe
-from streams.topology import Source
+from streams.ingest.intake import DEADLETTER_HEADERS, Admitted, Rejected, admit, deadletter_headers, intake
+from streams.kafka.codec import Codec
+from streams.kafka.topics import Source
+from streams.worker.metrics import Metrics
 from tests.unit.test_events import ARRIVED, BREAKDOWN, LOADED, SORTED, T0
 
 
@@ -73,8 +73,8 @@ def test_observe_counts_events_flows_kilograms_and_delay() -> None:
 
 
 def test_deadletter_counters_exist_from_the_start_and_stale_hub_gauges_can_be_dropped() -> None:
-    from streams.aggregate import BatchResult
-    from streams.windows import ClosedWindow
+    from streams.aggregate.aggregator import BatchResult
+    from streams.aggregate.windows import ClosedWindow
 
     registry = CollectorRegistry()
     metrics = Metrics.create(registry)

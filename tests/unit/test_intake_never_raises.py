@@ -8,12 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.codec import Codec
+from streams.aggregate.observation import decode, event_key
 from streams.events import EVENT_TYPES, MAX_TEXT_LENGTH, SOURCE_FIELDS, Reason, ScanEvent
-from streams.intake import MAX_FUTURE_MS, Admitted, Rejected, admit, intake
+from streams.ingest.intake import MAX_FUTURE_MS, Admitted, Rejected, admit, intake
+from streams.kafka.codec import Codec
+from streams.kafka.topics import Source
 from streams.network import HUBS
-from streams.observation import decode, event_key
-from streams.topology import Source
 from tests.unit.test_events import BREAKDOWN, SORTED, T0
 
 CODEC = Codec()
@@ -109,13 +109,13 @@ def test_clock_skew_is_bounded(ahead_ms: int, accepted: bool) -> None:
 
 
 def test_a_failing_step_rejects_the_record_not_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
-    import streams.intake
+    import streams.ingest.intake
 
     def broken(*_args: object) -> bytes:
         raise struct_error
 
     struct_error = OverflowError("'H' format requires 0 <= number <= 65535")
-    monkeypatch.setattr(streams.intake, "encode_scan", broken)
+    monkeypatch.setattr(streams.ingest.intake, "encode_scan", broken)
     result = admit(CODEC, CODEC.encode(SORTED), Source.SORTER, 0, 0, NOW_MS)
     assert isinstance(result, Rejected) and result.reason is Reason.UNPROCESSABLE
     assert "observing failed: OverflowError" in result.detail

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.merge import EventTimeMerge
+from streams.ingest.merge import EventTimeMerge
 
 
 @dataclass(frozen=True)

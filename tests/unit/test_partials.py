@@ -7,11 +7,20 @@ from collections import Counter
 
 import pytest
 
-from streams.aggregate import HubAggregator, Limits
-from streams.observation import Observation
-from streams.partials import HubMerge, decode_partial, encode_partial, window_key
-from streams.topology import Source
-from streams.windows import HOUR_MS, MINUTE_MS, ClosedWindow, Outcome, Partial, WindowLimits, totals, window_start
+from streams.aggregate.aggregator import HubAggregator, Limits
+from streams.aggregate.observation import Observation
+from streams.aggregate.partials import HubMerge, decode_partial, encode_partial, window_key
+from streams.aggregate.windows import (
+    HOUR_MS,
+    MINUTE_MS,
+    ClosedWindow,
+    Outcome,
+    Partial,
+    WindowLimits,
+    totals,
+    window_start,
+)
+from streams.kafka.topics import Source
 from tests.unit.test_aggregate import T0, DictStore
 
 LIMITS = WindowLimits(grace_ms=60_000)

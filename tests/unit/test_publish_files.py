@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from streams.events import Reason, ScanEvent, to_mapping
-from streams.publish import LineError, format_of, read_csv, read_jsonl
+from streams.ingest.publish import LineError, format_of, read_csv, read_jsonl
 from tests.helpers import cli, free_port
 from tests.unit.test_events import BREAKDOWN, SORTED
 

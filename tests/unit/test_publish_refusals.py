@@ -9,9 +9,9 @@ from collections import Counter, defaultdict
 import pytest
 from aiokafka.errors import InvalidTimestampError, KafkaConnectionError, OutOfOrderSequenceNumber
 
-from streams import publish
 from streams.events import ScanEvent
-from streams.publish import Delivery, LineError, Publisher, PublishReason, refusal_detail
+from streams.ingest import publish
+from streams.ingest.publish import Delivery, LineError, Publisher, PublishReason, refusal_detail
 from streams.settings import Settings
 
 HOUR_MS = 3_600_000

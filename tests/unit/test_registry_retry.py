@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.codec import Codec, ThroughputCodec, registry_text
 from streams.events import InvalidEvent, Reason
-from streams.health import Health
-from streams.registry import RegistryUnavailable, SchemaRefused, WriterSchemas, _message
+from streams.kafka.codec import Codec, ThroughputCodec, registry_text
+from streams.kafka.registry import RegistryUnavailable, SchemaRefused, WriterSchemas, _message
+from streams.kafka.topics import Source
 from streams.settings import Settings, SettingsError
-from streams.topology import Source
+from streams.worker.health import Health
 from tests.unit.test_events import VALID
 
 
@@ -107,7 +107,7 @@ def test_the_output_schema_is_registered_once_and_a_refusal_goes_up() -> None:
     asyncio.run(schemas.frame_output(codec, "p.throughput"))
     asyncio.run(schemas.frame_output(codec, "p.throughput"))
     assert registry.calls == [("register", "p.throughput-value")]
-    from streams.windows import ClosedWindow
+    from streams.aggregate.windows import ClosedWindow
 
     assert codec.encode(ClosedWindow("LGG", "sorted", 0, 60_000, 1, 1, 1))[:5] == b"\x00\x00\x00\x00\x0c"
     refused = WriterSchemas(FakeRegistry([SchemaRefused("refused: incompatible")]), Health())

@@ -8,12 +8,20 @@ from fastavro import writer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.archive import ArchiveError, Segment, archived_files, envelope_schema, read_file, uncommitted, write_files
-from streams.codec import Codec
 from streams.events import to_record
-from streams.namespaces import Namespace, NamespaceError, names_in
-from streams.replay import ReplayErrors, ReplayRecord, archive_records, merge_partitions
-from streams.topology import Source
+from streams.kafka.codec import Codec
+from streams.kafka.topics import Source
+from streams.replay.archive import (
+    ArchiveError,
+    Segment,
+    archived_files,
+    envelope_schema,
+    read_file,
+    uncommitted,
+    write_files,
+)
+from streams.replay.namespaces import Namespace, NamespaceError, names_in
+from streams.replay.republish import ReplayErrors, ReplayRecord, archive_records, merge_partitions
 from tests.unit.test_events import BREAKDOWN, SORTED
 
 HOUR = 3_600_000

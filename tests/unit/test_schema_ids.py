@@ -16,12 +16,12 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from streams.codec import Codec, ThroughputCodec, registry_text
+from streams.aggregate.windows import ClosedWindow
 from streams.events import InvalidEvent, Reason, to_record
-from streams.intake import Rejected, admit
-from streams.topology import Source
-from streams.windows import ClosedWindow
-from streams.wire import confluent_header
+from streams.ingest.intake import Rejected, admit
+from streams.kafka.codec import Codec, ThroughputCodec, registry_text
+from streams.kafka.topics import Source
+from streams.kafka.wire import confluent_header
 from tests.unit.test_codec import _expanded, _next_release_schemas, _v2_schema
 from tests.unit.test_events import VALID
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from streams.kafka.topics import Source, Topics
 from streams.settings import Settings, SettingsError
-from streams.topology import Source, Topics
 
 
 def test_settings_come_from_parcelflow_variables_only() -> None:

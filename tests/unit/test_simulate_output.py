@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from streams.events import to_mapping, validate
+from streams.kafka.topics import Source
 from streams.simulate.config import SimConfig
 from streams.simulate.disorder import CORRUPT, Emitter
 from streams.simulate.model import scan_rows
 from streams.simulate.render import JsonLines, corrupt_bytes, corrupt_line
 from streams.simulate.rows import to_event, to_row
 from streams.simulate.run import simulate_to_files
-from streams.topology import Source
 from tests.simulation import FIXED_START_MS, read_avro_dir, read_jsonl_dir
 
 IMPAIRED = SimConfig(
@@ -80,8 +80,8 @@ def test_fast_json_lines_equal_the_reference_encoding() -> None:
 
 
 def test_corrupt_records_never_pass_as_events() -> None:
-    from streams.codec import Codec
     from streams.events import InvalidEvent, from_mapping
+    from streams.kafka.codec import Codec
 
     codec, lines = Codec(), JsonLines()
     rows = list(scan_rows(SimConfig(start_ms=FIXED_START_MS, seed=4, duration_s=600, scale=0.05)))[:200]

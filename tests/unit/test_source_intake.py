@@ -9,8 +9,8 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from streams.ingest.source_intake import MAX_IN_FLIGHT, Batch, Delivery, SourceIntake
 from streams.settings import Settings
-from streams.source_intake import MAX_IN_FLIGHT, Batch, Delivery, SourceIntake
 
 TP0 = TopicPartition("p.scans.sorter", 0)
 TP1 = TopicPartition("p.scans.sorter", 1)

@@ -10,7 +10,7 @@ import pytest
 from faust.types import TP
 from rocksdict import Rdict
 
-from streams.agents import TableStore
+from streams.worker.pipeline import TableStore
 
 
 class Data(dict[bytes, bytes]):

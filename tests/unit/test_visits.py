@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.visits import Change, Visit, apply_scan, decode_visit, encode_visit, expired
+from streams.aggregate.visits import Change, Visit, apply_scan, decode_visit, encode_visit, expired
 
 T = 1_795_000_000_000
 

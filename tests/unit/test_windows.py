@@ -7,7 +7,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.windows import HOUR_MS, MINUTE_MS, ClosedWindow, HubWindows, Outcome, WindowLimits, totals, window_start
+from streams.aggregate.windows import (
+    HOUR_MS,
+    MINUTE_MS,
+    ClosedWindow,
+    HubWindows,
+    Outcome,
+    WindowLimits,
+    totals,
+    window_start,
+)
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % HOUR_MS  # an hour boundary
 GRACE = 120_000

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.wire import (
+from streams.kafka.wire import (
     MAX_SCHEMA_ID,
     Framing,
     backoff_seconds,

@@ -12,7 +12,7 @@ import struct
 from typing import NamedTuple
 
 from streams.events import EVENT_TYPES, FLOW_OF_EVENT_TYPE, ScanEvent
-from streams.topology import Source, source_partition_id
+from streams.kafka.topics import Source, source_partition_id
 
 _LAYOUT = struct.Struct(">3sBqiBHqQ")
 _LENGTH = struct.Struct(">H")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from streams.topology import Source, source_partition_id
+from streams.kafka.topics import Source, source_partition_id
 
 Visit = tuple[int, int | None, int | None]
 _VISIT = struct.Struct(">qqq")

@@ -9,9 +9,9 @@ When a schema changes, the previous version is kept, fully expanded, as
 ``schemas/history/<source>_scan.v<N>.avsc``; the codec accepts every writer schema found there.
 
 With a schema registry, records may instead use the Confluent wire format (``00`` + 4-byte schema
-id, see ``streams/wire.py``); both framings are read from the same topic, told apart by the first
+id, see ``streams/kafka/wire.py``); both framings are read from the same topic, told apart by the first
 byte. The codec does no I/O: writer schemas named by id are handed to it (``schema_ids.learn``) by
-whoever fetched them from the registry (``streams/registry.py``), and resolved to the current
+whoever fetched them from the registry (``streams/kafka/registry.py``), and resolved to the current
 reader schema exactly like the fingerprinted ones.
 """
 
@@ -28,6 +28,7 @@ from typing import Any, Generic, TypeVar
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint, load_schema_ordered, parse_schema, to_parsing_canonical_form
 
+from streams.aggregate.windows import ClosedWindow
 from streams.events import (
     InvalidEvent,
     Reason,
@@ -38,9 +39,8 @@ from streams.events import (
     to_record,
     validate,
 )
-from streams.topology import Source
-from streams.windows import ClosedWindow
-from streams.wire import (
+from streams.kafka.topics import Source
+from streams.kafka.wire import (
     CONFLUENT_HEADER_SIZE,
     CONFLUENT_MAGIC,
     MAX_SCHEMA_ID,
@@ -61,8 +61,9 @@ T = TypeVar("T")
 
 def schema_dir() -> Path:
     """The ``schemas/`` folder: packaged inside ``streams`` in a wheel, beside it in a checkout."""
-    packaged = Path(__file__).resolve().parent / "schemas"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "schemas"
+    package = Path(__file__).resolve().parents[1]  # streams/
+    packaged = package / "schemas"
+    return packaged if packaged.is_dir() else package.parent / "schemas"
 
 
 def schema_fingerprint(schema: dict[str, Any]) -> bytes:

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from streams.aggregate import BatchResult
+from streams.aggregate.aggregator import BatchResult
+from streams.aggregate.windows import MINUTE_MS, Outcome
 from streams.events import FLOW_OF_EVENT_TYPE, Flow, Reason, ScanEvent
-from streams.topology import Source
-from streams.windows import MINUTE_MS, Outcome
+from streams.kafka.topics import Source
 
 # Event delay = processing time − event time. Live scans arrive within seconds; a backlog or a
 # broker outage stretches that to minutes or hours, so the buckets span 50 ms to 6 h.

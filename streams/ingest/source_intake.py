@@ -11,7 +11,7 @@ record it forwarded or dead-lettered is on the broker, so a crash re-delivers, n
 re-delivered scan is skipped downstream by the last applied offset of its source partition. The
 next batches are decoded while a batch's records are on their way (up to ``MAX_IN_FLIGHT``), so
 a broker round trip per batch does not leave the worker idle; deliveries are settled in order.
-Records are handed out in event-time order across partitions (:mod:`streams.merge`), so a
+Records are handed out in event-time order across partitions (:mod:`streams.ingest.merge`), so a
 backlog read partition by partition does not make on-time scans late. On a rebalance the batch
 in flight is finished and the offsets committed before partitions are given up.
 """
@@ -29,9 +29,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 from aiokafka.structs import OffsetAndMetadata
 
-from streams.merge import EventTimeMerge
+from streams.ingest.merge import EventTimeMerge
+from streams.kafka.topics import Topics
 from streams.settings import Settings
-from streams.topology import Topics
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.codec import Codec
+from streams.aggregate.observation import encode_scan
 from streams.events import InvalidEvent, Reason, ScanEvent, ms_to_datetime
-from streams.observation import encode_scan
-from streams.topology import Source
+from streams.kafka.codec import Codec
+from streams.kafka.topics import Source
 
 DEADLETTER_HEADERS = ("source_topic", "source_partition", "source_offset", "reason", "detail")
 """Headers every dead letter carries, beside its original key and bytes."""

@@ -7,7 +7,7 @@ holds what this partition knows of the hub (the head of a :class:`HubWindows`: n
 last applied offset and late counts per source partition); ``HUB|size|flow|start`` holds the count
 of one window; ``HUB/parcel`` holds a visit. A batch writes the visits and windows it changed,
 then the hub's head, into the same changelog partition. After each batch the aggregator hands out
-a :class:`Partial` per hub it changed; :mod:`streams.partials` merges them per hub and closes the
+a :class:`Partial` per hub it changed; :mod:`streams.aggregate.partials` merges them per hub and closes the
 windows.
 
 Windows are keys of their own so that a batch costs what it changes, not the hours of windows
@@ -26,9 +26,18 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from streams.observation import Observation
-from streams.visits import Counted, Visit, apply_scan, counted_scans, decode_visit, encode_visit, expired, is_open
-from streams.windows import HOUR_MS, ClosedWindow, HubWindows, Outcome, Partial, WindowKey, WindowLimits
+from streams.aggregate.observation import Observation
+from streams.aggregate.visits import (
+    Counted,
+    Visit,
+    apply_scan,
+    counted_scans,
+    decode_visit,
+    encode_visit,
+    expired,
+    is_open,
+)
+from streams.aggregate.windows import HOUR_MS, ClosedWindow, HubWindows, Outcome, Partial, WindowKey, WindowLimits
 
 
 class StateStore(Protocol):

@@ -11,13 +11,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.text import Text
 
-from streams.admin import delete_topics, ensure_topics, list_topics, partitions_of, pipeline_caught_up
-from streams.archive import ArchiveError, archived_files
 from streams.events import ms_to_datetime
-from streams.health import Health
-from streams.namespaces import Namespace, WorkerGroup, names_in, targets_file, write_targets
-from streams.registry import WriterSchemas, confluent_codec
-from streams.replay import (
+from streams.kafka.admin import delete_topics, ensure_topics, list_topics, partitions_of, pipeline_caught_up
+from streams.kafka.registry import WriterSchemas, confluent_codec
+from streams.kafka.topics import Topics
+from streams.replay.archive import ArchiveError, archived_files
+from streams.replay.namespaces import Namespace, WorkerGroup, names_in, targets_file, write_targets
+from streams.replay.republish import (
     Reframer,
     ReplayErrors,
     ReplayRecord,
@@ -27,7 +27,7 @@ from streams.replay import (
     topic_records,
 )
 from streams.settings import Settings
-from streams.topology import Topics
+from streams.worker.health import Health
 
 REGISTRY_ATTEMPTS = 4
 """A replay is a command: after this many tries (~4 s) an unreachable registry ends it with one line."""

@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.archive import ArchiveError, archived_files, read_file
-from streams.codec import Codec
 from streams.events import InvalidEvent
+from streams.kafka.codec import Codec
+from streams.kafka.registry import WriterSchemas
+from streams.kafka.topics import Source, Topics
 from streams.pacing import Pacer
-from streams.registry import WriterSchemas
-from streams.topology import Source, Topics
+from streams.replay.archive import ArchiveError, archived_files, read_file
 
 
 @dataclass(frozen=True, slots=True)

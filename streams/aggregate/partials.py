@@ -1,6 +1,6 @@
 """Window partials per source partition and their merge per hub: the second stage of the aggregation.
 
-The first stage (:class:`streams.aggregate.HubAggregator`) runs per partition of the by-partition
+The first stage (:class:`streams.aggregate.aggregator.HubAggregator`) runs per partition of the by-partition
 topic, which holds the scans of one source partition number of all three sources (sources are
 keyed by parcel, so that is every scan of its parcels). It counts each hub's windows from those
 scans alone and sends, after each batch, a :class:`Partial` per hub it changed: the cumulative
@@ -31,8 +31,8 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from streams.aggregate import BatchResult, StateStore
-from streams.windows import WINDOW_SIZES_MS, HubWindows, Outcome, Partial, WindowKey, WindowLimits
+from streams.aggregate.aggregator import BatchResult, StateStore
+from streams.aggregate.windows import WINDOW_SIZES_MS, HubWindows, Outcome, Partial, WindowKey, WindowLimits
 
 log = logging.getLogger(__name__)
 

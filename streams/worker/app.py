@@ -10,12 +10,12 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from streams.agents import register_agents
-from streams.codec import Codec
-from streams.health import Health
-from streams.metrics import Metrics
+from streams.ingest.source_intake import COMMIT_INTERVAL_SECONDS
+from streams.kafka.codec import Codec
 from streams.settings import Settings
-from streams.source_intake import COMMIT_INTERVAL_SECONDS
+from streams.worker.health import Health
+from streams.worker.metrics import Metrics
+from streams.worker.pipeline import register_agents
 
 log = logging.getLogger(__name__)
 

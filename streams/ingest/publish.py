@@ -23,13 +23,13 @@ from aiokafka.errors import (
     RecordListTooLargeError,
 )
 
-from streams.admin import ensure_topics, topic_retentions
-from streams.codec import Codec
 from streams.durations import describe_retention
 from streams.events import InvalidEvent, Reason, ScanEvent, from_mapping
-from streams.registry import confluent_codec
+from streams.kafka.admin import ensure_topics, topic_retentions
+from streams.kafka.codec import Codec
+from streams.kafka.registry import confluent_codec
+from streams.kafka.topics import Topics
 from streams.settings import Settings
-from streams.topology import Topics
 
 FORMATS = ("jsonl", "csv")
 

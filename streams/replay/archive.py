@@ -25,9 +25,9 @@ from typing import Any
 
 from fastavro import parse_schema, reader, writer
 
-from streams.codec import Codec
 from streams.events import InvalidEvent
-from streams.topology import Source, Topics
+from streams.kafka.codec import Codec
+from streams.kafka.topics import Source, Topics
 
 _NAME = re.compile(r"^(?P<source>[a-z]+)-p(?P<partition>\d+)-(?P<start>\d+)\.avro$")
 
@@ -158,8 +158,8 @@ async def run_archiver(
     """
     from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-    from streams.health import Health
-    from streams.registry import SchemaRegistry, WriterSchemas
+    from streams.kafka.registry import SchemaRegistry, WriterSchemas
+    from streams.worker.health import Health
 
     codec = Codec()
     writers = WriterSchemas(SchemaRegistry(registry_url) if registry_url else None, Health())

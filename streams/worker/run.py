@@ -9,10 +9,10 @@ import uvloop
 from prometheus_client import CollectorRegistry, ProcessCollector, disable_created_metrics
 from rich.console import Console
 
-from streams.admin import ensure_topics
-from streams.app import build_app
-from streams.health import Health, serve
+from streams.kafka.admin import ensure_topics
 from streams.settings import Settings
+from streams.worker.app import build_app
+from streams.worker.health import Health, serve
 
 
 def run_worker(settings: Settings, console: Console) -> None:

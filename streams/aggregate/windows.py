@@ -42,7 +42,7 @@ class Outcome(StrEnum):
 
 
 class Partial(NamedTuple):
-    """What one first-stage partition knows of a hub after a batch (merged per hub: :mod:`streams.partials`)."""
+    """What one first-stage partition knows of a hub after a batch (merged per hub in :mod:`.partials`)."""
 
     hub: str
     partition: int  # first-stage (by-partition) partition

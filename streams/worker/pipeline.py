@@ -1,15 +1,15 @@
 """Faust agents: thin loops that call the pure core and update tables, topics and metrics.
 
-The source intake (:mod:`streams.source_intake`, off Faust's per-message path) reads the three
+The source intake (:mod:`streams.ingest.source_intake`, off Faust's per-message path) reads the three
 source topics in batches and hands them to ``forward``: it decodes and validates (dead-lettering
 what is bad), counts, and forwards every parcel scan, with its source partition and offset, to the
 by-partition topic: partition ``n`` takes partition ``n`` of every source. Two stages follow, so
 that no hub — one carries over half the traffic — caps how far the work spreads:
 
-1. ``aggregate_partitions`` runs the first stage (:mod:`streams.aggregate`) per by-partition
+1. ``aggregate_partitions`` runs the first stage (:mod:`streams.aggregate.aggregator`) per by-partition
    partition: visits, dwell, backlog, de-duplication, lateness, and each hub's window partials,
-   sent as :class:`~streams.windows.Partial` records to the by-hub topic (keyed by hub).
-2. ``merge_hubs`` merges them per hub (:mod:`streams.partials`), closes the windows on the hub's
+   sent as :class:`~streams.aggregate.windows.Partial` records to the by-hub topic (keyed by hub).
+2. ``merge_hubs`` merges them per hub (:mod:`streams.aggregate.partials`), closes the windows on the hub's
    watermark and emits them to the throughput topic.
 
 Each stage keeps its state in a Faust table co-partitioned with its input topic, and the last
@@ -30,8 +30,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from faust.types import TP, AppT, TableT
 
-from streams.admin import partition_counts, purge_group_partitions
-from streams.aggregate import (
+from streams.aggregate.aggregator import (
     BatchResult,
     HubAggregator,
     Limits,
@@ -40,18 +39,19 @@ from streams.aggregate import (
     in_sequence,
     process_isolating_failures,
 )
-from streams.codec import Codec, ThroughputCodec
+from streams.aggregate.observation import Observation, decode_batch, encode, join_batch
+from streams.aggregate.partials import HubMerge, decode_partial, encode_partial
+from streams.aggregate.windows import Partial, WindowLimits
 from streams.events import Reason, ScanEvent
-from streams.health import Health, exit_after_failure
-from streams.intake import Rejected, admit, deadletter_headers
-from streams.metrics import Metrics
-from streams.observation import Observation, decode_batch, encode, join_batch
-from streams.partials import HubMerge, decode_partial, encode_partial
-from streams.registry import WriterSchemas
+from streams.ingest.intake import Rejected, admit, deadletter_headers
+from streams.ingest.source_intake import Batch, Delivery, SourceIntake
+from streams.kafka.admin import partition_counts, purge_group_partitions
+from streams.kafka.codec import Codec, ThroughputCodec
+from streams.kafka.registry import WriterSchemas
+from streams.kafka.topics import Source, Topics, copartitioning_problem, first_stage_partition
 from streams.settings import Settings
-from streams.source_intake import Batch, Delivery, SourceIntake
-from streams.topology import Source, Topics, copartitioning_problem, first_stage_partition
-from streams.windows import Partial, WindowLimits
+from streams.worker.health import Health, exit_after_failure
+from streams.worker.metrics import Metrics
 
 BATCH_SIZE = 1000
 BATCH_WITHIN_SECONDS = 0.2

@@ -28,11 +28,11 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from streams.codec import Codec, SchemaIds, ThroughputCodec, registry_text
-from streams.health import Health
+from streams.kafka.codec import Codec, SchemaIds, ThroughputCodec, registry_text
+from streams.kafka.topics import Source, Topics
+from streams.kafka.wire import backoff_seconds, subject_of
 from streams.settings import Settings
-from streams.topology import Source, Topics
-from streams.wire import backoff_seconds, subject_of
+from streams.worker.health import Health
 
 if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient

@@ -19,8 +19,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams.durations import UNLIMITED
+from streams.kafka.topics import Topics
 from streams.settings import Settings
-from streams.topology import Topics
 
 RETENTION = "retention.ms"
 DEADLETTER_MAX_MESSAGE_BYTES = 8 * 1024 * 1024 + 64 * 1024

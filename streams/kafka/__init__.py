@@ -1,0 +1,1 @@
+"""Kafka: topic names (pure), record framing and Avro (pure), the schema registry and admin (I/O)."""
