@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from streams.durations import UNLIMITED, DurationError, parse_retention
+from streams.ingest.ahead import MAX_AHEAD_SCANS
 
 
 class SettingsError(ValueError):
@@ -92,6 +93,9 @@ class Settings:
     # The worker's event loop: "asyncio" (the standard library's) or "uvloop" (libuv). Measured
     # with the intake off Faust's per-message path (README, Benchmarks), uvloop was not faster.
     event_loop: str = "asyncio"
+    # Parcel scans a worker's intake may have forwarded that the first aggregation stage has not
+    # committed; above it the intake waits (streams/ingest/ahead.py). About 3–6 s of work.
+    max_ahead_scans: int = MAX_AHEAD_SCANS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -119,6 +123,7 @@ class Settings:
             max_future_seconds=_int(env, "PARCELFLOW_MAX_FUTURE_SECONDS", default.max_future_seconds),
             schema_registry_url=registry_url(env.get("PARCELFLOW_SCHEMA_REGISTRY_URL")),
             event_loop=_choice(env, "PARCELFLOW_EVENT_LOOP", EVENT_LOOPS, default.event_loop),
+            max_ahead_scans=_int(env, "PARCELFLOW_MAX_AHEAD_SCANS", default.max_ahead_scans),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

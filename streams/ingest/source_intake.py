@@ -64,12 +64,15 @@ class SourceIntake:
         topics: list[str],
         handle: Callable[[Batch], Awaitable[Delivery]],
         on_revoked: Callable[[set[TopicPartition]], None] = lambda revoked: None,
+        held: Callable[[], bool] = lambda: False,
     ) -> None:
         self.topics = topics
         self._settings = settings
         self._consumer: AIOKafkaConsumer | None = None  # made in the loop that runs it (aiokafka's rule)
         self._handle = handle
         self._on_revoked = on_revoked
+        self._held = held  # true while downstream is too far behind: no new batch is taken
+        self._held_seconds = 0.0  # waited for downstream, not yet reported
         self._merge: EventTimeMerge[TopicPartition, ConsumerRecord] = EventTimeMerge()
         self._done: dict[TopicPartition, int] = {}  # next offset to commit, delivered
         self._in_flight: deque[tuple[asyncio.Future[object], dict[TopicPartition, int]]] = deque()
@@ -83,6 +86,11 @@ class SourceIntake:
         if self._consumer is None:
             raise RuntimeError("the source intake is not running")
         return self._consumer
+
+    def take_held_seconds(self) -> float:
+        """Seconds the intake waited for downstream since the last call."""
+        seconds, self._held_seconds = self._held_seconds, 0.0
+        return seconds
 
     @property
     def running(self) -> bool:
@@ -126,8 +134,13 @@ class SourceIntake:
         merge = self._merge
         held_since: float | None = None
         last_commit = time.monotonic()
+        turned = time.monotonic()
         while True:
             fetched = await consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS)
+            now = time.monotonic()
+            if self._held():
+                self._held_seconds += now - turned
+            turned = now
             async with self._lock:
                 assigned = consumer.assignment()
                 # The consumer can hand out records of a newly assigned partition before the
@@ -154,7 +167,12 @@ class SourceIntake:
                 # the group would then go on without this worker and re-deliver its partitions).
                 async with self._lock:
                     force = held_since is not None and time.monotonic() - held_since > MAX_HOLD_SECONDS
-                    batch = merge.take(BATCH_SIZE, lambda tp: self._caught_up.get(tp, False), force=force)
+                    # While downstream is behind, deliveries settle and commit; nothing new is taken.
+                    batch: Batch = (
+                        []
+                        if self._held()
+                        else merge.take(BATCH_SIZE, lambda tp: self._caught_up.get(tp, False), force=force)
+                    )
                     if batch:
                         held_since = None
                         delivery = asyncio.ensure_future(await self._handle(batch))
@@ -166,7 +184,8 @@ class SourceIntake:
                 if len(batch) < BATCH_SIZE:
                     break
             async with self._lock:
-                waiting = any(merge.buffered(tp) for tp in merge.partitions)
+                # Records held back for downstream are not waiting on a silent partition.
+                waiting = not self._held() and any(merge.buffered(tp) for tp in merge.partitions)
                 if waiting and held_since is None:
                     held_since = time.monotonic()  # records wait on a partition not read yet
                 elif not waiting:
@@ -190,10 +209,12 @@ class SourceIntake:
         return highwater is not None and await self.consumer.position(tp) >= highwater
 
     def _flow_control(self, assigned: set[TopicPartition]) -> None:
+        """Pause the partitions whose buffer is full, or all while held; the consumer keeps polling (and its group)."""
         consumer = self.consumer
         paused = consumer.paused()
+        held = self._held()
         for tp in assigned:
-            full = self._merge.buffered(tp) >= PAUSE_ABOVE
+            full = held or self._merge.buffered(tp) >= PAUSE_ABOVE
             if full and tp not in paused:
                 consumer.pause(tp)
             elif not full and tp in paused:

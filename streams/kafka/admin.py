@@ -160,6 +160,30 @@ async def purge_group_partitions(
         await admin.close()
 
 
+class GroupOffsets:
+    """A consumer group's committed offsets, read through one admin client kept open (a worker's timer polls them)."""
+
+    def __init__(self, bootstrap: str, group: str) -> None:
+        self.group = group
+        self._bootstrap = bootstrap
+        self._admin: AIOKafkaAdminClient | None = None
+
+    async def committed(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
+        """The next offset the group will read, for each of ``partitions`` it has committed."""
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=f"{self.group}-offsets")
+            await admin.start()
+            self._admin = admin
+        offsets = await self._admin.list_consumer_group_offsets(self.group, partitions=list(partitions))
+        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+    async def close(self) -> None:
+        """Close the admin client, if one was opened."""
+        if self._admin is not None:
+            admin, self._admin = self._admin, None
+            await admin.close()
+
+
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 15.0) -> None:
     """Wait until every partition of ``names`` has a leader, so the first sends do not bounce."""
     loop = asyncio.get_running_loop()

@@ -67,6 +67,8 @@ class Metrics:
     backlog: Gauge
     expired_visits: Counter
     consumer_lag: Gauge
+    intake_ahead: Gauge
+    intake_held: Counter
     worker_ready: Gauge
     last_window_start: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -201,6 +203,17 @@ class Metrics:
                 "parcelflow_consumer_lag_messages",
                 "Records in a source topic not yet processed by this worker (its assigned partitions).",
                 ["source"],
+                registry=registry,
+            ),
+            intake_ahead=Gauge(
+                "parcelflow_intake_ahead_scans",
+                "Parcel scans this worker's intake forwarded that the first aggregation stage has not committed;"
+                " above a bound the intake waits, and the source topics' consumer lag grows instead.",
+                registry=registry,
+            ),
+            intake_held=Counter(
+                "parcelflow_intake_held_seconds",
+                "Seconds this worker's intake waited because the first aggregation stage was too far behind.",
                 registry=registry,
             ),
             worker_ready=Gauge(

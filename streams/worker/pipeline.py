@@ -43,9 +43,10 @@ from streams.aggregate.observation import Observation, decode_batch, encode, joi
 from streams.aggregate.partials import HubMerge, decode_partial, encode_partial
 from streams.aggregate.windows import Partial, WindowLimits
 from streams.events import Reason, ScanEvent
+from streams.ingest.ahead import Ahead
 from streams.ingest.intake import Rejected, admit, deadletter_headers
 from streams.ingest.source_intake import Batch, Delivery, SourceIntake
-from streams.kafka.admin import partition_counts, purge_group_partitions
+from streams.kafka.admin import GroupOffsets, partition_counts, purge_group_partitions
 from streams.kafka.codec import Codec, ThroughputCodec
 from streams.kafka.registry import WriterSchemas
 from streams.kafka.topics import Source, Topics, copartitioning_problem, first_stage_partition
@@ -56,6 +57,8 @@ from streams.worker.metrics import Metrics
 BATCH_SIZE = 1000
 BATCH_WITHIN_SECONDS = 0.2
 LAG_INTERVAL_SECONDS = 5.0
+AHEAD_INTERVAL_SECONDS = 0.5
+"""How often the first stage's committed offsets are read, to tell how far the intake is ahead."""
 TICK_INTERVAL_SECONDS = 2.0
 HEARTBEAT_SECONDS = 1.0
 DEADLETTER_MAX_BYTES = 7 * 1024 * 1024
@@ -244,6 +247,8 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
     schemas = WriterSchemas.from_settings(settings, health)  # no registry: Confluent records are undecodable
     processed: dict[TopicPartition, int] = {}  # last source offset taken, for the lag
     gaps_reported: dict[tuple[str, int], int] = {}  # (internal topic, partition) -> offset last sought back to
+    ahead = Ahead(settings.max_ahead_scans)  # scans this intake forwarded that the first stage has not committed
+    first_stage_offsets = GroupOffsets(settings.bootstrap, settings.app_id)
 
     async def dead_letter(
         topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, rejected: Rejected
@@ -281,17 +286,21 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
                 partition = first_stage_partition(tp.partition, settings.partitions)
                 by_partition_batch.setdefault(partition, []).append(result.observation)
         for partition, encoded in by_partition_batch.items():
-            sent.append(
-                await by_partition.send(key=str(partition).encode(), value=join_batch(encoded), partition=partition)
-            )
+            joined = join_batch(encoded)
+            delivery = await by_partition.send(key=str(partition).encode(), value=joined, partition=partition)
+            sent.append(forwarded(delivery, partition, len(encoded)))
         metrics.observe(valid, now)
         return asyncio.gather(*sent)
+
+    async def forwarded(delivery: Awaitable[Any], partition: int, scans: int) -> None:
+        """Once a by-partition record is on the broker, count its scans as ahead of the first stage."""
+        ahead.forwarded(partition, (await delivery).offset, scans)
 
     def intake_revoked(revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             processed.pop(tp, None)
 
-    intake = SourceIntake(settings, list(source_of_topic), forward, intake_revoked)
+    intake = SourceIntake(settings, list(source_of_topic), forward, intake_revoked, held=lambda: ahead.full)
 
     async def consume_sources() -> None:
         """The source intake, for the worker's lifetime (a failure ends the worker)."""
@@ -312,6 +321,8 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
             await intake.run()
         except Exception as exc:  # noqa: BLE001 - a bug or a broker that refuses us: say so and exit
             await fail("the source intake", exc)
+        finally:
+            await first_stage_offsets.close()
 
     def aggregator_of(partition: int) -> HubAggregator:
         aggregator = aggregators.get(partition)
@@ -534,6 +545,19 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
                 lag[source.value] += max(0, highwater - (done + 1 if done is not None else 0))
         for source_name, value in lag.items():
             metrics.consumer_lag.labels(source_name).set(value)
+        metrics.intake_held.inc(intake.take_held_seconds())
+
+    async def follow_first_stage() -> None:
+        """Take what the first stage committed off the scans the intake is ahead by (it waits above a bound)."""
+        pending = ahead.partitions()
+        if pending:
+            try:
+                committed = await first_stage_offsets.committed([TopicPartition(by_partition_name, p) for p in pending])
+            except KafkaError as exc:  # e.g. the coordinator moving: the next round reads them
+                log.warning("could not read the first stage's committed offsets: %s", exc)
+                return
+            ahead.committed({tp.partition: offset for tp, offset in committed.items()})
+        metrics.intake_ahead.set(ahead.scans)
 
     async def purge_internal() -> None:
         """Delete the internal records the group has committed: the topics keep the rest whatever their age."""
@@ -558,6 +582,7 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
     app.agent(by_partition, name="aggregate_partitions")(aggregate_partitions)
     app.agent(by_hub, name="merge_hubs")(merge_hubs)
     app.timer(LAG_INTERVAL_SECONDS)(guarded("the lag timer", report_lag))
+    app.timer(AHEAD_INTERVAL_SECONDS)(guarded("the intake's bound timer", follow_first_stage))
     app.timer(TICK_INTERVAL_SECONDS)(guarded("the dwell timer", finalise_dwell))
     app.timer(settings.purge_interval_seconds)(guarded("the internal topics' purge timer", purge_internal))
     app.timer(HEARTBEAT_SECONDS)(heartbeat)

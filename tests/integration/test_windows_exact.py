@@ -95,6 +95,30 @@ def test_one_worker_windows_late_dwell_backlog(
         assert total(samples, "parcelflow_watermark_timestamp_seconds", hub=hub) > flows.end_ms / 1000
 
 
+def test_an_intake_held_back_by_a_tight_bound_still_equals_the_truth(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """With the intake allowed only ~one batch ahead of the first stage, it waits often and never stalls."""
+    prefix = unique_name("ahead")
+    flows = make_flows(seed=13, parcels=4000, start_ms=START_MS, disorder=0.05, disorder_max_s=60, late=0.01)
+    sent = _publish(kafka_bootstrap, prefix, flows)
+    worker = WorkerProcess(kafka_bootstrap, prefix, tmp_path)
+    worker.env["PARCELFLOW_MAX_AHEAD_SCANS"] = "300"
+    try:
+        worker.start()
+        _wait_until_consumed(kafka_bootstrap, prefix, [worker], timeout=240)
+        wait_for(  # the bound's timer has seen the first stage's last commit
+            lambda: total(scrape(worker.metrics_port), "parcelflow_intake_ahead_scans") == 0,
+            timeout=30,
+            what="the intake to be ahead by nothing",
+            proc=worker,
+        )
+        samples = scrape(worker.metrics_port)
+        assert total(samples, "parcelflow_intake_held_seconds_total") > 0  # it was held back
+        assert total(samples, "parcelflow_events_total") == total(samples, "parcelflow_aggregated_scans_total") == sent
+        assert_windows_equal_truth(kafka_bootstrap, Topics(prefix).throughput, flows)
+    finally:
+        worker.stop()
+
+
 @pytest.mark.parametrize("kill", [False, True], ids=["second-joins-mid-run", "second-joins-first-sigkilled"])
 def test_two_workers_equal_the_truth(
     kafka_bootstrap: str, start_worker: Callable[..., WorkerProcess], kill: bool, tmp_path: Path

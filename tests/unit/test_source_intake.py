@@ -30,6 +30,7 @@ class Consumer:
         self.assigned = {TP0, TP1}
         self.fetched = False
         self.commits: list[dict[TopicPartition, OffsetAndMetadata]] = []
+        self.paused_partitions: set[TopicPartition] = set()
 
     async def getmany(self, timeout_ms: int) -> dict[TopicPartition, list[Record]]:
         if self.fetched:
@@ -48,13 +49,13 @@ class Consumer:
         return RECORDS if self.fetched else 0
 
     def paused(self) -> set[TopicPartition]:
-        return set()
+        return set(self.paused_partitions)
 
     def pause(self, tp: TopicPartition) -> None:
-        pass
+        self.paused_partitions.add(tp)
 
     def resume(self, tp: TopicPartition) -> None:
-        pass
+        self.paused_partitions.discard(tp)
 
     async def commit(self, due: dict[TopicPartition, OffsetAndMetadata]) -> None:
         self.commits.append(due)
@@ -124,6 +125,43 @@ async def test_offsets_are_committed_only_up_to_the_oldest_batch_not_yet_deliver
         deliveries[2].set_exception(RuntimeError("broker refused"))
         with pytest.raises(RuntimeError, match="broker refused"):  # the intake fails: the worker exits
             await asyncio.wait_for(loop, timeout=10)
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+
+
+async def test_while_downstream_is_behind_nothing_new_is_taken_but_what_was_delivered_is_committed() -> None:
+    handled: list[Batch] = []
+    behind = False
+
+    async def handle(batch: Batch) -> Delivery:
+        handled.append(batch)
+        return asyncio.sleep(0)
+
+    intake = SourceIntake(Settings(), [TP0.topic], handle, held=lambda: behind)
+    consumer = Consumer()
+    intake._consumer = consumer  # type: ignore[assignment]  # noqa: SLF001 - the loop, without a broker
+    loop = asyncio.create_task(intake._loop())  # noqa: SLF001
+    try:
+        async with asyncio.timeout(10):
+            while len(handled) < 3:
+                await asyncio.sleep(0)
+        behind = True
+        taken = len(handled)
+        last = {tp: record.offset + 1 for batch in handled for tp, record in batch}
+        async with asyncio.timeout(10):  # the loop goes on turning: it commits what was delivered...
+            while not consumer.commits or {tp: m.offset for tp, m in consumer.commits[-1].items()} != last:
+                await asyncio.sleep(0.01)
+        assert len(handled) == taken  # ...and takes nothing new
+        assert consumer.paused() == {TP0, TP1}  # nor fetches, while it keeps polling (and its group)
+        assert intake.take_held_seconds() > 0 and intake.take_held_seconds() == 0  # reported once
+        behind = False
+        async with asyncio.timeout(10):
+            while sum(len(b) for b in handled) < 2 * RECORDS:
+                await asyncio.sleep(0.01)
+        times = [record.timestamp for batch in handled for _tp, record in batch]
+        assert times == sorted(times)  # held or not, in event-time order
+        assert consumer.paused() == set()
     finally:
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
