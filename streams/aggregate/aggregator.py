@@ -3,8 +3,9 @@
 Pure logic over a small key-value interface (a Faust table partition in the worker, a dict in
 tests). One :class:`HubAggregator` serves one partition of the by-partition topic: every scan of
 one source partition number of the three sources, so every scan of its parcels. Keys: ``HUB``
-holds what this partition knows of the hub (the head of a :class:`HubWindows`: newest event time,
-last applied offset and late counts per source partition); ``HUB|size|flow|start`` holds the count
+holds what this partition knows of the hub (the head of a :class:`HubWindows`: its event-time
+:class:`~streams.aggregate.progress.Progress` — newest event time and last applied offset per
+source partition — and late counts); ``HUB|size|flow|start`` holds the count
 of one window; ``HUB/parcel`` holds a visit. A batch writes the visits and windows it changed,
 then the hub's head, into the same changelog partition. After each batch the aggregator hands out
 a :class:`Partial` per hub it changed; :mod:`streams.aggregate.partials` merges them per hub and closes the
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from streams.aggregate.observation import Observation
+from streams.aggregate.progress import Progress
 from streams.aggregate.visits import (
     Counted,
     Visit,
@@ -202,9 +204,9 @@ def _visits(store: StateStore, hub: str) -> Iterator[tuple[bytes, Visit]]:
             yield key, decode_visit(value)
 
 
-def _repeats(obs: Observation, counted: tuple[Counted, ...], windows: HubWindows) -> bool:
+def _repeats(obs: Observation, counted: tuple[Counted, ...], progress: Progress) -> bool:
     """Whether the visit already counted this scan's event id, at a position the windows applied."""
-    return any(c.event_key == obs.event_key and windows.redelivered(c.source_partition, c.offset) for c in counted)
+    return any(c.event_key == obs.event_key and progress.redelivered(c.source_partition, c.offset) for c in counted)
 
 
 class HubAggregator:
@@ -265,9 +267,10 @@ class HubAggregator:
     def tick(self, store_of: Callable[[str], StateStore | None], now: float) -> BatchResult:
         """Between batches: observe the dwell that became final because partitions fell silent."""
         result = BatchResult()
+        limits = self.limits.windows
         for hub, windows in self._windows.items():
             store = store_of(hub)
-            settled = windows.settled(self.limits.windows, self._active(hub, now))
+            settled = windows.progress.settled(self._active(hub, now), limits.grace_ms, limits.idle_ms)
             if store is not None and settled is not None:
                 self._observe_dwell(store, hub, settled, result)
         return result
@@ -289,18 +292,19 @@ class HubAggregator:
             store.delete(window_key(hub, dropped))
         pending = self._pending_dwell[hub]
         result.scans[hub] += len(batch)
-        marks = {source: mark[0] for source, mark in windows.partitions.items()}
+        progress = windows.progress
+        newest_before = progress.newest()
         for obs in batch:
             source_partition = obs.source_partition
             seen[source_partition] = now
             flow = obs.flow
-            if flow is not None and windows.redelivered(source_partition, obs.offset):
+            if flow is not None and progress.redelivered(source_partition, obs.offset):
                 result.outcomes[(hub, flow, Outcome.DUPLICATE)] += 1
                 continue
             key = visit_key(hub, obs.parcel_id)
             value = store.get(key)
             counted = counted_scans(value) if value is not None else ()
-            if flow is not None and obs.event_key and _repeats(obs, counted, windows):
+            if flow is not None and obs.event_key and _repeats(obs, counted, progress):
                 result.repeated[hub] += 1  # the same scan again (a retransmission): counted once
                 continue
             if flow is not None:
@@ -328,11 +332,12 @@ class HubAggregator:
                 pending.append((obs.event_time_ms, key))
         changed = windows.take_changed()
         self._dropped[hub] = windows.drop_old(limits.windows)
-        progress = {source: mark[0] for source, mark in windows.partitions.items()}
-        if changed or progress != marks:
-            result.partials.append(Partial(hub, self.partition, progress, changed))
-        settled = windows.settled(limits.windows, self._active(hub, now))
-        passed = windows.passed_by_all(limits.windows)
+        newest = progress.newest()
+        if changed or newest != newest_before:
+            result.partials.append(Partial(hub, self.partition, newest, changed))
+        grace_ms = limits.windows.grace_ms
+        settled = progress.settled(self._active(hub, now), grace_ms, limits.windows.idle_ms)
+        passed = progress.passed_by_all(grace_ms, limits.windows.horizon_ms)
         if settled is not None and passed is not None:
             self._observe_dwell(store, hub, settled, result)
             self._sweep(store, hub, passed, result)
@@ -345,10 +350,10 @@ class HubAggregator:
     def _observe_dwell(self, store: StateStore, hub: str, settled: int, result: BatchResult) -> None:
         """Observe dwell once every partition passed the departure: earlier scans are all in."""
         pending = self._pending_dwell[hub]
-        ready = sorted(p for p in pending if p[0] <= settled)
+        ready = sorted((out_ms, key) for out_ms, key in pending if out_ms <= settled)
         if not ready:
             return
-        self._pending_dwell[hub] = deque(p for p in pending if p[0] > settled)
+        self._pending_dwell[hub] = deque((out_ms, key) for out_ms, key in pending if out_ms > settled)
         for out_ms, key in ready:
             value = store.get(key)
             if value is None:

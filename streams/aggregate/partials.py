@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streams.aggregate.aggregator import BatchResult, StateStore
+from streams.aggregate.progress import PartitionProgress, Progress
 from streams.aggregate.windows import WINDOW_SIZES_MS, HubWindows, Outcome, Partial, WindowKey, WindowLimits
 
 log = logging.getLogger(__name__)
@@ -150,13 +151,10 @@ class HubMerge:
             orphans = [key for key in sums if horizon.is_dropped(key)]  # dropped; the delete lost in a crash
             for key in orphans:
                 del sums[key], parts[key]
-            windows = HubWindows(
-                hub,
-                max_event_ms=head["max"],
-                windows=sums,
-                partitions={source: [newest, -1] for source, newest in head["p"].items()},
-                dropped_until_ms=head["dropped"],
+            progress = Progress(
+                head["max"], {source: PartitionProgress(newest) for source, newest in head["p"].items()}
             )
+            windows = HubWindows(hub, progress, sums, dropped_until_ms=head["dropped"])
             merged = _Merged(windows, parts, orphans)
         self._hubs[hub] = merged
         return merged
@@ -178,10 +176,11 @@ class HubMerge:
         for key in merged.dropped:  # dropped by the hub's last batch, whose head is stored
             store.delete(window_key(hub, key))
         merged.dropped = []
+        progress = windows.progress
         changed: set[WindowKey] = set()
         for partial in batch:
             for source, newest in partial.marks.items():
-                windows.progress(source, newest)
+                progress.seen(source, newest)
             for key, parcels, grams in partial.windows:
                 parts = merged.parts.get(key)
                 if parts is None and windows.is_dropped(key):
@@ -207,11 +206,7 @@ class HubMerge:
         for key in sorted(changed):
             counts = windows.windows[key]
             store.put(window_key(hub, key), encode_window(counts[2], counts[3], merged.parts[key]))
-        head = {
-            "max": windows.max_event_ms,
-            "p": {source: mark[0] for source, mark in windows.partitions.items()},
-            "dropped": windows.dropped_until_ms,
-        }
+        head = {"max": progress.newest_ms, "p": progress.newest(), "dropped": windows.dropped_until_ms}
         store.put(hub.encode(), json.dumps(head, separators=(",", ":")).encode())  # last: after its windows
         watermark = windows.watermark(limits)
         if watermark is not None:

@@ -1,17 +1,14 @@
 """Event-time tumbling windows per hub and flow, as pure functions on plain data.
 
 One ``HubWindows`` holds everything a hub's throughput needs: open and recently closed windows
-(1 minute and 1 hour), the newest event time and last applied offset per source partition, and
-the late-event counts. Lateness is judged per *source partition* (an event is late when it is
-older than the newest event already seen from the same partition, minus the grace period), so the
-result does not depend on how partitions interleave — a replay gives exactly what live gave.
-Windows close when the hub's event-time watermark passes their end: the oldest newest-event of
-its active source partitions, minus the grace period (a partition is idle, and ignored, when it
-is far behind the newest event of the hub). Partitions are consumed at different speeds — a
-topic can run hours of event time ahead of another when a backlog is read — so a window may
-close before a slower partition delivered its events; those events still count, and the window
-is emitted again. Windows are dropped only once every partition has passed them (or after a hard
-horizon), and an event for a dropped window is counted as expired.
+(1 minute and 1 hour), the hub's event-time :class:`~streams.aggregate.progress.Progress` (newest
+event time and last applied offset per source partition), and the late-event counts. A scan is a
+duplicate or late by its own source partition's progress; windows close when the hub's watermark
+passes their end. Partitions are consumed at different speeds — a topic can run hours of event
+time ahead of another when a backlog is read — so a window may close before a slower partition
+delivered its events; those events still count, and the window is emitted again. Windows are
+dropped only once every partition has passed them (or after a hard horizon), and an event for a
+dropped window is counted as expired.
 """
 
 from __future__ import annotations
@@ -23,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
+
+from streams.aggregate.progress import ON_TIME, REDELIVERED, Progress
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -88,11 +87,9 @@ class HubWindows:
     """The throughput state of one hub (serialised into one table value)."""
 
     hub: str
-    max_event_ms: int | None = None
+    progress: Progress = field(default_factory=Progress)
     # (size_ms, flow, start_ms) -> [parcels, grams, revision, dirty]
     windows: dict[WindowKey, list[int]] = field(default_factory=dict)
-    # source partition id -> [newest event time, last applied offset]
-    partitions: dict[str, list[int]] = field(default_factory=dict)
     late: dict[str, int] = field(default_factory=dict)
     dropped_until_ms: int | None = None  # minute windows ending at or before this are gone
     # Derived from ``windows`` (not serialised), so a batch costs what it changes, not what is kept:
@@ -106,70 +103,29 @@ class HubWindows:
         heapq.heapify(self._drops)
 
     def watermark(self, limits: WindowLimits) -> int | None:
-        """Event-time watermark: oldest newest-event of the active partitions, minus grace."""
-        if self.max_event_ms is None:
-            return None
-        active = self.max_event_ms - limits.idle_ms
-        return min(m[0] for m in self.partitions.values() if m[0] >= active) - limits.grace_ms
-
-    def passed_by_all(self, limits: WindowLimits) -> int | None:
-        """Event time every source partition has passed (minus grace), or the hard horizon.
-
-        State older than this can be forgotten: no partition can still bring an on-time event
-        for it, however far behind it is (an idle partition holds it back up to the horizon).
-        """
-        if self.max_event_ms is None:
-            return None
-        slowest = min(m[0] for m in self.partitions.values())
-        return max(slowest - limits.grace_ms, self.max_event_ms - limits.horizon_ms)
-
-    def settled(self, limits: WindowLimits, active: set[str]) -> int | None:
-        """Event time the ``active`` source partitions have all passed (minus grace).
-
-        Nothing older is expected any more: this is when a visit's departure is taken as final
-        and its dwell observed. Which partitions are still delivering is a processing-time fact
-        (from event times alone an idle partition looks like a lagging one), so the caller
-        passes them in. With none active, everything seen is final: no partition is delivering
-        anything older. (The first stage sees only its own source partitions — those holding
-        every scan of its parcels — so no other partition's progress would ever settle the last
-        departures it has seen.)
-        """
-        watermark = self.watermark(limits)
-        if watermark is None:
-            return None
-        marks = [m[0] for p, m in self.partitions.items() if p in active]
-        if not marks:
-            return max(m[0] for m in self.partitions.values())
-        return min(watermark, min(marks) - limits.grace_ms)
-
-    def redelivered(self, source: str, offset: int) -> bool:
-        """Whether the record at ``offset`` of ``source`` was already applied (re-delivery after a crash)."""
-        mark = self.partitions.get(source)
-        return mark is not None and offset <= mark[1]
+        """The hub's event-time watermark under ``limits`` (see :meth:`Progress.watermark`)."""
+        return self.progress.watermark(limits.grace_ms, limits.idle_ms)
 
     def apply(
         self, flow: str, event_time_ms: int, grams: int, source: str, offset: int, limits: WindowLimits
     ) -> Outcome:
         """Count one parcel of ``flow`` unless it is a duplicate, late, or its window expired."""
-        mark = self.partitions.get(source)
-        if mark is not None:
-            if offset <= mark[1]:
+        progress = self.progress
+        arrival = progress.arrive(source, event_time_ms, offset, limits.grace_ms)
+        if arrival is not ON_TIME:
+            if arrival is REDELIVERED:
                 return Outcome.DUPLICATE
-            mark[1] = offset
-            if event_time_ms < mark[0] - limits.grace_ms:
-                self.late[flow] = self.late.get(flow, 0) + 1
-                return Outcome.LATE
-            mark[0] = max(mark[0], event_time_ms)
-        else:
-            self.partitions[source] = [event_time_ms, offset]
+            self.late[flow] = self.late.get(flow, 0) + 1
+            return Outcome.LATE
         minute = (MINUTE_MS, flow, window_start(event_time_ms, MINUTE_MS))
         if self.is_dropped(minute):
             self.late[flow] = self.late.get(flow, 0) + 1
             return Outcome.EXPIRED
         self.add(minute, 1, grams)
         self.add((HOUR_MS, flow, window_start(event_time_ms, HOUR_MS)), 1, grams)
-        if self.max_event_ms is None or event_time_ms > self.max_event_ms:
-            self.max_event_ms = event_time_ms
+        newest = progress.newest_ms  # progress.counted(event_time_ms), inlined: this runs per scan
+        if newest is None or event_time_ms > newest:
+            progress.newest_ms = event_time_ms
         return Outcome.APPLIED
 
     def add(self, key: WindowKey, parcels: int, grams: int) -> None:
@@ -188,23 +144,13 @@ class HubWindows:
         """Whether ``key`` is a window already dropped (an event for it is counted as expired)."""
         return self.dropped_until_ms is not None and _drop_at(key) <= self.dropped_until_ms
 
-    def progress(self, source: str, newest_ms: int) -> None:
-        """Take a source partition's newest event time as seen elsewhere (the merge of partials)."""
-        mark = self.partitions.get(source)
-        if mark is None:
-            self.partitions[source] = [newest_ms, -1]
-        elif newest_ms > mark[0]:
-            mark[0] = newest_ms
-        if self.max_event_ms is None or newest_ms > self.max_event_ms:
-            self.max_event_ms = newest_ms
-
     def emit(self, limits: WindowLimits) -> list[ClosedWindow]:
         """Every changed window whose end the watermark passed, at its next revision."""
         watermark = self.watermark(limits)
         if watermark is None:
             return []
         closed: list[ClosedWindow] = []
-        for key in sorted(key for key in self._dirty if key[2] + key[0] <= watermark):
+        for key in sorted(key for key in self._dirty if _end(key) <= watermark):
             size, flow, start = key
             counts = self.windows[key]
             counts[2] += 1
@@ -229,7 +175,7 @@ class HubWindows:
         A changed window is never dropped before it was emitted (or taken).
         """
         watermark = self.watermark(limits)
-        passed = self.passed_by_all(limits)
+        passed = self.progress.passed_by_all(limits.grace_ms, limits.horizon_ms)
         if watermark is None or passed is None:
             return []
         horizon = min(passed - limits.retention_ms, watermark)
@@ -294,8 +240,8 @@ class HubWindows:
         """Everything but the windows, as JSON-ready values."""
         return {
             "hub": self.hub,
-            "max": self.max_event_ms,
-            "p": self.partitions,
+            "max": self.progress.newest_ms,
+            "p": self.progress.to_json(),
             "late": self.late,
             "dropped": self.dropped_until_ms,
         }
@@ -304,9 +250,8 @@ class HubWindows:
     def _from_head(cls, raw: dict[str, Any], windows: dict[WindowKey, list[int]]) -> HubWindows:
         return cls(
             hub=raw["hub"],
-            max_event_ms=raw["max"],
+            progress=Progress.from_json(raw["max"], raw["p"]),
             windows=windows,
-            partitions={k: list(v) for k, v in raw["p"].items()},
             late=dict(raw["late"]),
             dropped_until_ms=raw["dropped"],
         )
@@ -325,6 +270,12 @@ def _drop_at(key: WindowKey) -> int:
     """
     size, _flow, start = key
     return start + size + (size - MINUTE_MS)
+
+
+def _end(key: WindowKey) -> int:
+    """Event time a window ends at (exclusive)."""
+    size, _flow, start = key
+    return start + size
 
 
 def totals(windows: Iterable[ClosedWindow]) -> dict[tuple[str, str, int, int], tuple[int, int]]:

@@ -166,9 +166,9 @@ def test_state_written_by_the_previous_version_reads_the_same() -> None:
     first_form = json.dumps(  # what to_bytes wrote before the windows were packed
         {
             "hub": w.hub,
-            "max": w.max_event_ms,
+            "max": w.progress.newest_ms,
             "w": [[s, f, st, *c] for (s, f, st), c in w.windows.items()],
-            "p": w.partitions,
+            "p": {source: [mark.newest_ms, mark.offset] for source, mark in w.progress.partitions.items()},
             "late": w.late,
             "dropped": w.dropped_until_ms,
         }
