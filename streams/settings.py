@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from streams.durations import UNLIMITED, DurationError, parse_retention
+from streams.errors import ParcelflowError
 from streams.ingest.ahead import MAX_AHEAD_SCANS
 
 
-class SettingsError(ValueError):
+class SettingsError(ParcelflowError):
     """A ``PARCELFLOW_*`` variable has a value the pipeline cannot use."""
 
 
@@ -43,6 +45,35 @@ def registry_url(raw: str | None, name: str = "PARCELFLOW_SCHEMA_REGISTRY_URL") 
     if not raw.startswith(("http://", "https://")):
         raise SettingsError(f"{name} must be an http:// or https:// URL, got {raw!r}")
     return raw.rstrip("/")
+
+
+def bootstrap_servers(raw: str, name: str = "PARCELFLOW_BOOTSTRAP") -> str:
+    """Kafka bootstrap servers as given (``host``, ``host:port``, ``[ipv6]:port``, comma-separated).
+
+    Refused when a port is not a number from 0 to 65535: the Kafka client would otherwise fail on
+    it later with a bare ``ValueError`` or ``OverflowError`` instead of naming the setting.
+    """
+    for server in raw.split(","):
+        server = server.strip()
+        port: str | None = None
+        if server.startswith("["):
+            _host, bracket, rest = server[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                raise SettingsError(f"{name}: cannot read server {server!r} (e.g. [::1]:9092)")
+            port = rest[1:] if rest else None
+        elif ":" in server and not _ipv6_literal(server):
+            port = server.rsplit(":", 1)[1]
+        if port is not None and not (port.isascii() and port.isdigit() and int(port) <= 65535):
+            raise SettingsError(f"{name}: server {server!r} needs a port from 0 to 65535 (e.g. 127.0.0.1:9092)")
+    return raw
+
+
+def _ipv6_literal(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 EVENT_LOOPS = ("asyncio", "uvloop")
@@ -103,7 +134,7 @@ class Settings:
         env = os.environ if env is None else env
         default = cls()
         return cls(
-            bootstrap=env.get("PARCELFLOW_BOOTSTRAP") or default.bootstrap,
+            bootstrap=bootstrap_servers(env.get("PARCELFLOW_BOOTSTRAP") or default.bootstrap),
             topic_prefix=env.get("PARCELFLOW_TOPIC_PREFIX") or default.topic_prefix,
             app_id=env.get("PARCELFLOW_APP_ID") or default.app_id,
             metrics_port=_int(env, "PARCELFLOW_METRICS_PORT", default.metrics_port),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.durations import UNLIMITED
+from streams.errors import ParcelflowError
 from streams.processes import stop_processes
 from streams.settings import Settings
 
@@ -23,7 +24,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
 _TOPIC = re.compile(r"^replay\.(?P<name>[a-z0-9][a-z0-9-]*)\.scans\.flight$")
 
 
-class NamespaceError(ValueError):
+class NamespaceError(ParcelflowError):
     """A replay namespace name that cannot be used."""
 
 

@@ -45,3 +45,16 @@ def test_topic_names_follow_the_prefix() -> None:
     assert topics.source(Source.SORTER) == "pf.scans.sorter"
     assert set(topics.sources) == {"pf.scans.flight", "pf.scans.sorter", "pf.scans.truck"}
     assert topics.deadletter == "pf.deadletter"
+
+
+@pytest.mark.parametrize(
+    "servers", ["127.0.0.1:19092", "kafka", "a:9092, b:9093", "[::1]:9092", "::1", "[fe80::1]", "kafka:0"]
+)
+def test_bootstrap_servers_the_kafka_client_reads_are_taken(servers: str) -> None:
+    assert Settings.from_env({"PARCELFLOW_BOOTSTRAP": servers}).bootstrap == servers
+
+
+@pytest.mark.parametrize("servers", ["127.0.0.1:kafka", "a:9092,b:99999", "[::1]9092", "[::1", "host:-1", "host:"])
+def test_a_bootstrap_port_the_kafka_client_cannot_use_is_named(servers: str) -> None:
+    with pytest.raises(SettingsError, match="PARCELFLOW_BOOTSTRAP"):
+        Settings.from_env({"PARCELFLOW_BOOTSTRAP": servers})
