@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from streams.durations import UNLIMITED, DurationError, parse_retention
@@ -86,6 +86,13 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     return raw
 
 
+def _retention_text(retention_ms: int) -> str:
+    """``retention.ms`` as PARCELFLOW_SOURCE_RETENTION reads it: ``unlimited`` or whole seconds."""
+    if retention_ms == UNLIMITED:
+        return "unlimited"
+    return f"{retention_ms // 1000}s" if retention_ms % 1000 == 0 else f"{retention_ms}ms"  # the latter is refused
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the broker is, how topics are named, and how a worker runs."""
@@ -156,6 +163,45 @@ class Settings:
             event_loop=_choice(env, "PARCELFLOW_EVENT_LOOP", EVENT_LOOPS, default.event_loop),
             max_ahead_scans=_int(env, "PARCELFLOW_MAX_AHEAD_SCANS", default.max_ahead_scans),
         )
+
+    def to_env(self) -> dict[str, str]:
+        """The ``PARCELFLOW_*`` variables that :meth:`from_env` reads back as these settings: a worker's environment.
+
+        Every field is written (a default too, so nothing is inherited from the parent's
+        environment); raises SettingsError for a value no variable can express (e.g. an empty
+        prefix, which reads back as the default, or a retention that is not whole seconds).
+        """
+        env = {
+            "PARCELFLOW_BOOTSTRAP": self.bootstrap,
+            "PARCELFLOW_TOPIC_PREFIX": self.topic_prefix,
+            "PARCELFLOW_APP_ID": self.app_id,
+            "PARCELFLOW_METRICS_PORT": str(self.metrics_port),
+            "PARCELFLOW_METRICS_HOST": self.metrics_host,
+            "PARCELFLOW_PARTITIONS": str(self.partitions),
+            "PARCELFLOW_REPLICATION": str(self.replication),
+            "PARCELFLOW_DATA_DIR": str(self.data_dir),
+            "PARCELFLOW_NAMESPACE": self.namespace,
+            "PARCELFLOW_LOG_LEVEL": self.log_level,
+            "PARCELFLOW_GRACE_SECONDS": str(self.grace_seconds),
+            "PARCELFLOW_RETENTION_SECONDS": str(self.retention_seconds),
+            "PARCELFLOW_SESSION_TIMEOUT_SECONDS": str(self.session_timeout_seconds),
+            "PARCELFLOW_TARGETS_DIR": str(self.targets_dir),
+            "PARCELFLOW_STORE": self.store,
+            "PARCELFLOW_SOURCE_RETENTION": _retention_text(self.source_retention_ms),
+            "PARCELFLOW_PURGE_INTERVAL_SECONDS": str(self.purge_interval_seconds),
+            "PARCELFLOW_MAX_FUTURE_SECONDS": str(self.max_future_seconds),
+            "PARCELFLOW_SCHEMA_REGISTRY_URL": self.schema_registry_url or "",  # empty: none, even if the parent has one
+            "PARCELFLOW_EVENT_LOOP": self.event_loop,
+        }
+        back = Settings.from_env(env)
+        lost = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if getattr(back, f.name) != getattr(self, f.name)
+        ]
+        if lost:
+            raise SettingsError(f"no PARCELFLOW_* value reads back as {', '.join(lost)}")
+        return env
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given fields replaced (``None`` values are ignored)."""
