@@ -192,6 +192,7 @@ class Settings:
             "PARCELFLOW_MAX_FUTURE_SECONDS": str(self.max_future_seconds),
             "PARCELFLOW_SCHEMA_REGISTRY_URL": self.schema_registry_url or "",  # empty: none, even if the parent has one
             "PARCELFLOW_EVENT_LOOP": self.event_loop,
+            "PARCELFLOW_MAX_AHEAD_SCANS": str(self.max_ahead_scans),
         }
         back = Settings.from_env(env)
         lost = [

@@ -83,6 +83,7 @@ NOT_DEFAULT: dict[str, object] = {
     "max_future_seconds": 60,
     "schema_registry_url": "http://127.0.0.1:18081/apis/ccompat/v7",
     "event_loop": "uvloop",
+    "max_ahead_scans": 25_000,
 }
 """A value other than the default for every field: a field added to Settings must be added here."""
 
