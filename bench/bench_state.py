@@ -61,10 +61,8 @@ def main() -> None:
         started: list[WorkerProcess] = []
 
         def start_worker() -> WorkerProcess:
-            process = WorkerProcess(bootstrap, prefix, Path(work))
-            process.env["PARCELFLOW_PARTITIONS"] = "6"
             # A restart on the same host finds its RocksDB state and reads only the changelog's tail.
-            process.env["PARCELFLOW_DATA_DIR"] = str(Path(work) / "state")
+            process = WorkerProcess(bootstrap, prefix, Path(work), partitions=6, data_dir=Path(work) / "state")
             started.append(process)
             return process.start()
 

@@ -192,9 +192,10 @@ def parcelflow_workers(
     spy: subprocess.Popen[bytes] | None = None
     try:
         for n in range(workers):
-            process = WorkerProcess(bootstrap, prefix, workdir / f"{app_id}-{n}", app_id=app_id, registry=registry)
+            process = WorkerProcess(
+                bootstrap, prefix, workdir / f"{app_id}-{n}", app_id=app_id, registry=registry, partitions=partitions
+            )
             (workdir / f"{app_id}-{n}").mkdir(parents=True)
-            process.env["PARCELFLOW_PARTITIONS"] = str(partitions)
             processes.append(process)
         for process in processes:
             process.start()
@@ -376,8 +377,7 @@ def latency(bootstrap: str, workdir: Path, rate: float, seconds: float, scrape_s
         if len(events) == wanted + 1:
             break
     workdir.mkdir(parents=True, exist_ok=True)
-    worker = WorkerProcess(bootstrap, prefix, workdir, app_id=prefix)
-    worker.env["PARCELFLOW_PARTITIONS"] = "6"
+    worker = WorkerProcess(bootstrap, prefix, workdir, app_id=prefix, partitions=6)
     scraper = Scraper(worker.metrics_port, scrape_s)
     published: list[tuple[float, int]] = []
 

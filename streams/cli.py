@@ -14,9 +14,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from streams.errors import ParcelflowError
 from streams.events import ms_to_datetime
 from streams.kafka.topics import Topics
-from streams.settings import Settings, SettingsError, registry_url
+from streams.settings import Settings, SettingsError, bootstrap_servers, registry_url
 
 if TYPE_CHECKING:
     from streams.simulate.run import RunProgress
@@ -43,7 +44,7 @@ SchemaRegistryUrl = Annotated[
 ]
 
 
-class CliError(Exception):
+class CliError(ParcelflowError):
     """An error the user can act on: printed as one line, exit status 1."""
 
 
@@ -52,8 +53,9 @@ def _settings(
 ) -> Settings:
     try:
         url = registry_url(schema_registry, "--schema-registry")
+        servers = None if bootstrap is None else bootstrap_servers(bootstrap, "--bootstrap")
         return Settings.from_env().with_overrides(
-            bootstrap=bootstrap, topic_prefix=prefix, schema_registry_url=url, **more
+            bootstrap=servers, topic_prefix=prefix, schema_registry_url=url, **more
         )
     except SettingsError as exc:
         raise CliError(str(exc)) from None
@@ -132,12 +134,12 @@ def publish(
     schema_registry: SchemaRegistryUrl = None,
 ) -> None:
     """Validate and publish scan events; bad lines are reported by number and not sent."""
-    from streams.ingest.publish import format_of, publish_stream
+    from streams.ingest.publish import FormatError, format_of, publish_stream
 
     settings = _settings(bootstrap, prefix, schema_registry)
     try:
         kind = format_of(file, fmt)
-    except ValueError as exc:
+    except FormatError as exc:
         raise CliError(str(exc)) from None
     stream: IO[bytes]  # bytes, decoded line by line: a byte that is not UTF-8 rejects its line, not the run
     if file == "-":
@@ -436,27 +438,24 @@ def _progress() -> Progress:
 
 
 def main() -> None:
-    """Entry point: run the CLI, turning known errors into one line and exit status 1."""
-    from aiokafka.errors import KafkaConnectionError, KafkaError
+    """Entry point: run the CLI, turning parcelflow's own and Kafka's errors into one line and exit status 1.
 
-    from streams.kafka.registry import RegistryError
+    Only those: anything else is a bug, and keeps its traceback.
+    """
+    from aiokafka.errors import KafkaConnectionError, KafkaError
 
     # aiokafka logs retried produce errors (e.g. NotLeaderForPartition just after a topic is
     # created) and each failed connection attempt; the CLI reports what finally failed, once.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         cli()
-    except CliError as exc:
-        _fail(str(exc))
-    except RegistryError as exc:  # unreachable, or a schema refused as incompatible
+    except ParcelflowError as exc:  # CliError, SettingsError, RegistryError, ReplayFailed, NamespaceError, ...
         _fail(str(exc))
     except KafkaConnectionError as exc:
         _fail(f"cannot reach Kafka: {exc}")
     except KafkaError as exc:
         _fail(f"Kafka error: {exc}")
     except OSError as exc:
-        _fail(str(exc))
-    except ValueError as exc:  # NamespaceError, ArchiveError details, bad options
         _fail(str(exc))
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 
+from streams.errors import ParcelflowError
+
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 UNLIMITED = -1
 """Kafka's ``retention.ms`` for "never delete by time"."""
 
 
-class DurationError(ValueError):
+class DurationError(ParcelflowError):
     """A duration or retention that cannot be read."""
 
 

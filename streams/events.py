@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from streams.errors import ParcelflowError
 from streams.kafka.topics import Source
 from streams.network import HUBS
 
@@ -105,7 +106,7 @@ class Reason(StrEnum):
     UNPROCESSABLE = "unprocessable"  # a processing step failed on it (a bug): dead-lettered, the stream goes on
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(ParcelflowError):
     """A record that is not a valid scan event, with a bounded reason and a readable detail."""
 
     def __init__(self, reason: Reason, detail: str) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from streams.errors import ParcelflowError
 
-class SpeedError(ValueError):
+
+class SpeedError(ParcelflowError):
     """A speed that is neither ``max`` nor a positive number."""
 
 

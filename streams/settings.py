@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from streams.durations import UNLIMITED, DurationError, parse_retention
+from streams.errors import ParcelflowError
 from streams.ingest.ahead import MAX_AHEAD_SCANS
 
 
-class SettingsError(ValueError):
+class SettingsError(ParcelflowError):
     """A ``PARCELFLOW_*`` variable has a value the pipeline cannot use."""
 
 
@@ -45,6 +47,35 @@ def registry_url(raw: str | None, name: str = "PARCELFLOW_SCHEMA_REGISTRY_URL") 
     return raw.rstrip("/")
 
 
+def bootstrap_servers(raw: str, name: str = "PARCELFLOW_BOOTSTRAP") -> str:
+    """Kafka bootstrap servers as given (``host``, ``host:port``, ``[ipv6]:port``, comma-separated).
+
+    Refused when a port is not a number from 0 to 65535: the Kafka client would otherwise fail on
+    it later with a bare ``ValueError`` or ``OverflowError`` instead of naming the setting.
+    """
+    for server in raw.split(","):
+        server = server.strip()
+        port: str | None = None
+        if server.startswith("["):
+            _host, bracket, rest = server[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                raise SettingsError(f"{name}: cannot read server {server!r} (e.g. [::1]:9092)")
+            port = rest[1:] if rest else None
+        elif ":" in server and not _ipv6_literal(server):
+            port = server.rsplit(":", 1)[1]
+        if port is not None and not (port.isascii() and port.isdigit() and int(port) <= 65535):
+            raise SettingsError(f"{name}: server {server!r} needs a port from 0 to 65535 (e.g. 127.0.0.1:9092)")
+    return raw
+
+
+def _ipv6_literal(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
 EVENT_LOOPS = ("asyncio", "uvloop")
 
 
@@ -53,6 +84,13 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     if raw not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
     return raw
+
+
+def _retention_text(retention_ms: int) -> str:
+    """``retention.ms`` as PARCELFLOW_SOURCE_RETENTION reads it: ``unlimited`` or whole seconds."""
+    if retention_ms == UNLIMITED:
+        return "unlimited"
+    return f"{retention_ms // 1000}s" if retention_ms % 1000 == 0 else f"{retention_ms}ms"  # the latter is refused
 
 
 @dataclass(frozen=True)
@@ -103,7 +141,7 @@ class Settings:
         env = os.environ if env is None else env
         default = cls()
         return cls(
-            bootstrap=env.get("PARCELFLOW_BOOTSTRAP") or default.bootstrap,
+            bootstrap=bootstrap_servers(env.get("PARCELFLOW_BOOTSTRAP") or default.bootstrap),
             topic_prefix=env.get("PARCELFLOW_TOPIC_PREFIX") or default.topic_prefix,
             app_id=env.get("PARCELFLOW_APP_ID") or default.app_id,
             metrics_port=_int(env, "PARCELFLOW_METRICS_PORT", default.metrics_port),
@@ -125,6 +163,46 @@ class Settings:
             event_loop=_choice(env, "PARCELFLOW_EVENT_LOOP", EVENT_LOOPS, default.event_loop),
             max_ahead_scans=_int(env, "PARCELFLOW_MAX_AHEAD_SCANS", default.max_ahead_scans),
         )
+
+    def to_env(self) -> dict[str, str]:
+        """The ``PARCELFLOW_*`` variables that :meth:`from_env` reads back as these settings: a worker's environment.
+
+        Every field is written (a default too, so nothing is inherited from the parent's
+        environment); raises SettingsError for a value no variable can express (e.g. an empty
+        prefix, which reads back as the default, or a retention that is not whole seconds).
+        """
+        env = {
+            "PARCELFLOW_BOOTSTRAP": self.bootstrap,
+            "PARCELFLOW_TOPIC_PREFIX": self.topic_prefix,
+            "PARCELFLOW_APP_ID": self.app_id,
+            "PARCELFLOW_METRICS_PORT": str(self.metrics_port),
+            "PARCELFLOW_METRICS_HOST": self.metrics_host,
+            "PARCELFLOW_PARTITIONS": str(self.partitions),
+            "PARCELFLOW_REPLICATION": str(self.replication),
+            "PARCELFLOW_DATA_DIR": str(self.data_dir),
+            "PARCELFLOW_NAMESPACE": self.namespace,
+            "PARCELFLOW_LOG_LEVEL": self.log_level,
+            "PARCELFLOW_GRACE_SECONDS": str(self.grace_seconds),
+            "PARCELFLOW_RETENTION_SECONDS": str(self.retention_seconds),
+            "PARCELFLOW_SESSION_TIMEOUT_SECONDS": str(self.session_timeout_seconds),
+            "PARCELFLOW_TARGETS_DIR": str(self.targets_dir),
+            "PARCELFLOW_STORE": self.store,
+            "PARCELFLOW_SOURCE_RETENTION": _retention_text(self.source_retention_ms),
+            "PARCELFLOW_PURGE_INTERVAL_SECONDS": str(self.purge_interval_seconds),
+            "PARCELFLOW_MAX_FUTURE_SECONDS": str(self.max_future_seconds),
+            "PARCELFLOW_SCHEMA_REGISTRY_URL": self.schema_registry_url or "",  # empty: none, even if the parent has one
+            "PARCELFLOW_EVENT_LOOP": self.event_loop,
+            "PARCELFLOW_MAX_AHEAD_SCANS": str(self.max_ahead_scans),
+        }
+        back = Settings.from_env(env)
+        lost = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if getattr(back, f.name) != getattr(self, f.name)
+        ]
+        if lost:
+            raise SettingsError(f"no PARCELFLOW_* value reads back as {', '.join(lost)}")
+        return env
 
     def with_overrides(self, **changes: object) -> Settings:
         """Return a copy with the given fields replaced (``None`` values are ignored)."""

@@ -12,12 +12,17 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.processes import stop_processes
+from streams.settings import Settings, registry_url
+from streams.worker.launch import start_worker, worker_env
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_SH = REPO / "infra" / "kafka" / "kafka.sh"
@@ -115,36 +120,45 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 
 
 class WorkerProcess:
-    """A ``parcelflow worker`` subprocess, stopped by PID (SIGTERM, then SIGKILL)."""
+    """A ``parcelflow worker`` subprocess, stopped by PID (SIGTERM, then SIGKILL).
+
+    Its settings are those of the environment with the test's own on top; ``overrides`` replace
+    any field (e.g. ``partitions=6``). The worker gets all of them through ``worker_env``.
+    """
 
     def __init__(
-        self, bootstrap: str, prefix: str, workdir: Path, app_id: str | None = None, registry: str | None = None
+        self,
+        bootstrap: str,
+        prefix: str,
+        workdir: Path,
+        app_id: str | None = None,
+        registry: str | None = None,
+        **overrides: Any,
     ) -> None:
         self.metrics_port = free_port()
         self.log_path = workdir / f"worker-{self.metrics_port}.log"
-        self.env = {
-            **os.environ,
-            "PARCELFLOW_BOOTSTRAP": bootstrap,
-            "PARCELFLOW_TOPIC_PREFIX": prefix,
-            "PARCELFLOW_APP_ID": app_id or prefix,
-            "PARCELFLOW_METRICS_PORT": str(self.metrics_port),
-            "PARCELFLOW_DATA_DIR": str(workdir / f"data-{self.metrics_port}"),  # one state dir per worker
-            "PARCELFLOW_PARTITIONS": "3",
-            "PARCELFLOW_PURGE_INTERVAL_SECONDS": "2",  # purge by-hub often: it must never lose a record
-        }
-        if registry is not None:
-            self.env["PARCELFLOW_SCHEMA_REGISTRY_URL"] = registry
+        base = Settings.from_env()
+        self.settings = replace(
+            base,
+            bootstrap=bootstrap,
+            topic_prefix=prefix,
+            app_id=app_id or prefix,
+            metrics_port=self.metrics_port,
+            data_dir=workdir / f"data-{self.metrics_port}",  # one state dir per worker
+            partitions=3,
+            purge_interval_seconds=2,  # purge by-hub often: it must never lose a record
+            schema_registry_url=base.schema_registry_url if registry is None else registry_url(registry),
+        )
+        self.settings = replace(self.settings, **overrides)
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def env(self) -> Mapping[str, str]:
+        """The worker's environment (read-only: change ``settings`` instead)."""
+        return MappingProxyType(worker_env(self.settings))
+
     def start(self) -> WorkerProcess:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
+        self.process = start_worker(self.settings, self.log_path, cwd=REPO)
         wait_for(lambda: self._metrics_up(), timeout=60, what=f"worker /metrics on {self.metrics_port}", proc=self)
         return self
 

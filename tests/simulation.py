@@ -41,7 +41,7 @@ def read_jsonl_dir(directory: Path) -> dict[Source, SourceFile]:
                 if not isinstance(row, dict):
                     raise ValueError("not a JSON object")
                 event = from_mapping(row)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, InvalidEvent):  # JSONDecodeError, "not a JSON object", a bad event
                 result.bad += 1
                 continue
             assert event.source is source, f"{event.event_type} in {source.value}.jsonl"

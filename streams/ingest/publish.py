@@ -24,6 +24,7 @@ from aiokafka.errors import (
 )
 
 from streams.durations import describe_retention
+from streams.errors import ParcelflowError
 from streams.events import InvalidEvent, Reason, ScanEvent, from_mapping
 from streams.kafka.admin import ensure_topics, topic_retentions
 from streams.kafka.codec import Codec
@@ -40,6 +41,10 @@ REFUSALS: tuple[type[KafkaError], ...] = (
     RecordListTooLargeError,
 )
 """Broker answers that refuse the records of a batch (not the connection): their lines are reported, the run goes on."""
+
+
+class FormatError(ParcelflowError):
+    """An input format the publisher does not read."""
 
 
 class PublishReason(StrEnum):
@@ -68,7 +73,7 @@ def format_of(name: str, explicit: str | None = None) -> str:
     """The input format: given explicitly, else from the file suffix (``-`` means JSON Lines)."""
     if explicit:
         if explicit not in FORMATS:
-            raise ValueError(f"unknown format {explicit!r} (choose {' or '.join(FORMATS)})")
+            raise FormatError(f"unknown format {explicit!r} (choose {' or '.join(FORMATS)})")
         return explicit
     return "csv" if name.lower().endswith(".csv") else "jsonl"
 

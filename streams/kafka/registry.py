@@ -28,6 +28,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from streams.errors import ParcelflowError
 from streams.kafka.codec import Codec, SchemaIds, ThroughputCodec, registry_text
 from streams.kafka.topics import Source, Topics
 from streams.kafka.wire import backoff_seconds, subject_of
@@ -48,7 +49,7 @@ R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 
-class RegistryError(Exception):
+class RegistryError(ParcelflowError):
     """A schema registry problem, said in one line."""
 
 

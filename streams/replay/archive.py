@@ -25,6 +25,7 @@ from typing import Any
 
 from fastavro import parse_schema, reader, writer
 
+from streams.errors import ParcelflowError
 from streams.events import InvalidEvent
 from streams.kafka.codec import Codec
 from streams.kafka.topics import Source, Topics
@@ -240,7 +241,7 @@ def read_file(path: Path) -> Iterator[dict[str, Any]]:
             raise ArchiveError(path, f"{type(exc).__name__}: {exc}", data.tell()) from None
 
 
-class ArchiveError(Exception):
+class ArchiveError(ParcelflowError):
     """An archive file that cannot be read (truncated, wrong schema), named with the problem."""
 
     def __init__(self, path: Path, problem: str, offset: int | None = None) -> None:

@@ -8,22 +8,22 @@ file labelled ``namespace="NAME"``, so live dashboards (``namespace="live"``) ne
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from streams.durations import UNLIMITED
+from streams.errors import ParcelflowError
 from streams.processes import stop_processes
 from streams.settings import Settings
+from streams.worker.launch import start_worker
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
 _TOPIC = re.compile(r"^replay\.(?P<name>[a-z0-9][a-z0-9-]*)\.scans\.flight$")
 
 
-class NamespaceError(ValueError):
+class NamespaceError(ParcelflowError):
     """A replay namespace name that cannot be used."""
 
 
@@ -95,30 +95,11 @@ class WorkerGroup:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
-        """Start the workers (each serving /metrics on its own port)."""
+        """Start the workers (each serving /metrics on its own port, with its own state directory)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for port in self.ports:
-            env = {
-                **os.environ,
-                "PARCELFLOW_BOOTSTRAP": self.settings.bootstrap,
-                "PARCELFLOW_TOPIC_PREFIX": self.settings.topic_prefix,
-                "PARCELFLOW_APP_ID": self.settings.app_id,
-                "PARCELFLOW_NAMESPACE": self.settings.namespace,
-                "PARCELFLOW_PARTITIONS": str(self.settings.partitions),
-                "PARCELFLOW_SOURCE_RETENTION": str(self.settings.source_retention_ms),
-                "PARCELFLOW_PURGE_INTERVAL_SECONDS": str(self.settings.purge_interval_seconds),
-                "PARCELFLOW_METRICS_PORT": str(port),
-                "PARCELFLOW_METRICS_HOST": self.settings.metrics_host,
-                "PARCELFLOW_DATA_DIR": str(self.settings.data_dir / f"worker-{port}"),
-            }
-            if self.settings.schema_registry_url is not None:  # also when given as --schema-registry
-                env["PARCELFLOW_SCHEMA_REGISTRY_URL"] = self.settings.schema_registry_url
-            with (self.log_dir / f"worker-{port}.log").open("wb") as log:
-                self.processes.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
-                    )
-                )
+            own = replace(self.settings, metrics_port=port, data_dir=self.settings.data_dir / f"worker-{port}")
+            self.processes.append(start_worker(own, self.log_dir / f"worker-{port}.log"))
 
     def alive(self) -> bool:
         """Whether every worker is still running."""

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.text import Text
 
+from streams.errors import ParcelflowError
 from streams.events import ms_to_datetime
 from streams.kafka.admin import delete_topics, ensure_topics, list_topics, partitions_of, pipeline_caught_up
 from streams.kafka.registry import WriterSchemas, confluent_codec
@@ -33,7 +34,7 @@ REGISTRY_ATTEMPTS = 4
 """A replay is a command: after this many tries (~4 s) an unreachable registry ends it with one line."""
 
 
-class ReplayFailed(ValueError):
+class ReplayFailed(ParcelflowError):
     """A replay that could not complete (printed as one line by the CLI)."""
 
 

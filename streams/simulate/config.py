@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from streams import durations
+from streams.errors import ParcelflowError
 from streams.events import MAX_EVENT_TIME_MS, MIN_EVENT_TIME_MS, datetime_to_ms, ms_to_datetime
 
 _DAY_MS = 86_400_000
 
 
-class ConfigError(ValueError):
+class ConfigError(ParcelflowError):
     """A simulation option the simulator cannot use."""
 
 
@@ -45,8 +47,8 @@ class SimConfig:
                 raise ConfigError(f"{name} share must be in [0, 1), got {share}")
         if self.disorder + self.late >= 1:
             raise ConfigError("disorder + late shares must stay below 1")
-        if self.disorder_max_s <= 0 or self.late_delay_s <= 0:
-            raise ConfigError("disorder-max and late-delay must be positive")
+        if not (0 < self.disorder_max_s < math.inf and 0 < self.late_delay_s < math.inf):  # refuses NaN too
+            raise ConfigError("disorder-max and late-delay must be positive and finite")
 
     @property
     def end_ms(self) -> int:

@@ -100,8 +100,7 @@ def test_an_intake_held_back_by_a_tight_bound_still_equals_the_truth(kafka_boots
     prefix = unique_name("ahead")
     flows = make_flows(seed=13, parcels=4000, start_ms=START_MS, disorder=0.05, disorder_max_s=60, late=0.01)
     sent = _publish(kafka_bootstrap, prefix, flows)
-    worker = WorkerProcess(kafka_bootstrap, prefix, tmp_path)
-    worker.env["PARCELFLOW_MAX_AHEAD_SCANS"] = "300"
+    worker = WorkerProcess(kafka_bootstrap, prefix, tmp_path, max_ahead_scans=300)
     try:
         worker.start()
         _wait_until_consumed(kafka_bootstrap, prefix, [worker], timeout=240)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from streams.events import Reason, ScanEvent, to_mapping
-from streams.ingest.publish import LineError, format_of, read_csv, read_jsonl
+from streams.ingest.publish import FormatError, LineError, format_of, read_csv, read_jsonl
 from tests.helpers import cli, free_port
 from tests.unit.test_events import BREAKDOWN, SORTED
 
@@ -113,7 +113,7 @@ def test_format_detection(name: str, explicit: str | None, fmt: str) -> None:
 
 
 def test_unknown_format_is_an_error() -> None:
-    with pytest.raises(ValueError, match="unknown format"):
+    with pytest.raises(FormatError, match="unknown format"):
         format_of("a.txt", "xml")
 
 

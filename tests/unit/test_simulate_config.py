@@ -93,3 +93,10 @@ def test_start_relative_to_now() -> None:
     assert parse_start("now", now) == parse_start("2026-11-24T12:00:00Z")
     with pytest.raises(ConfigError):
         parse_start("now-soon", now)
+
+
+@pytest.mark.parametrize("field", ["disorder_max_s", "late_delay_s"])
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), float("inf")])
+def test_delays_must_be_positive_and_finite(field: str, value: float) -> None:
+    with pytest.raises(ConfigError, match="positive and finite"):
+        SimConfig(start_ms=1_795_392_000_000, **{field: value})
