@@ -20,7 +20,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams.durations import UNLIMITED
-from streams.kafka.clients import AdminConfig, ConsumerConfig, admin_client, consumer_client, partitions_of
+from streams.kafka.clients import AdminConfig, ConsumerConfig, admin_client, consumer_client, new_admin, partitions_of
 from streams.kafka.topics import Topics
 from streams.settings import Settings
 
@@ -168,7 +168,7 @@ class GroupOffsets:
     async def committed(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
         """The next offset the group will read, for each of ``partitions`` it has committed."""
         if self._admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=f"{self.group}-offsets")
+            admin = new_admin(AdminConfig(self._bootstrap, f"{self.group}-offsets"))
             await admin.start()
             self._admin = admin
         offsets = await self._admin.list_consumer_group_offsets(self.group, partitions=list(partitions))

@@ -2,8 +2,8 @@
 
 - Settings → client: :class:`ProducerConfig`, :class:`ConsumerConfig` and :class:`AdminConfig` say
   what a client is built with (pure: ``kwargs()`` is what the aiokafka constructor gets);
-  :func:`new_producer`, :func:`new_consumer`, :func:`consumer_client` and :func:`admin_client`
-  build (and, for the context managers, start and close) them.
+  :func:`new_producer`, :func:`new_consumer`, :func:`new_admin`, :func:`consumer_client` and
+  :func:`admin_client` build (and, for the context managers, start and close) them.
 - Confirmed sends: :class:`InFlight` keeps sends until the broker answered, at most a window behind.
 - Partition metadata and topic tracking: :func:`partitions_of`, :func:`await_partitions`,
   :func:`track_topics`, and :func:`faust_kafka_producer` for the aiokafka producer under Faust's.
@@ -108,6 +108,11 @@ def new_consumer(config: ConsumerConfig) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(**config.kwargs())
 
 
+def new_admin(config: AdminConfig) -> AIOKafkaAdminClient:
+    """An admin client, not started (one kept open; :func:`admin_client` for one per call)."""
+    return AIOKafkaAdminClient(**config.kwargs())
+
+
 @asynccontextmanager
 async def consumer_client(config: ConsumerConfig) -> AsyncIterator[AIOKafkaConsumer]:
     """A started consumer, stopped on the way out."""
@@ -122,7 +127,7 @@ async def consumer_client(config: ConsumerConfig) -> AsyncIterator[AIOKafkaConsu
 @asynccontextmanager
 async def admin_client(config: AdminConfig) -> AsyncIterator[AIOKafkaAdminClient]:
     """A started admin client, closed on the way out."""
-    admin = AIOKafkaAdminClient(**config.kwargs())
+    admin = new_admin(config)
     await admin.start()
     try:
         yield admin

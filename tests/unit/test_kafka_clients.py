@@ -16,6 +16,7 @@ from streams.kafka.clients import (
     ConsumerConfig,
     InFlight,
     ProducerConfig,
+    new_admin,
     new_consumer,
     new_producer,
     track_topics,
@@ -112,7 +113,7 @@ def test_every_setting_is_one_the_aiokafka_constructor_takes() -> None:
             new_producer(ProducerConfig(BOOTSTRAP, "p", linger_ms=1)),
             new_consumer(ConsumerConfig(BOOTSTRAP, session_timeout_ms=30_000, heartbeat_interval_ms=3000)),
             new_consumer(full_consumer),
-            AIOKafkaAdminClient(**AdminConfig(BOOTSTRAP, "a").kwargs()),
+            new_admin(AdminConfig(BOOTSTRAP, "a")),
         ]
 
     producer, consumer, full, admin = asyncio.run(build())
