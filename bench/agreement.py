@@ -11,9 +11,8 @@ import json
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer
-
-from streams.kafka.admin import list_topics, partitions_of
+from streams.kafka.admin import list_topics
+from streams.kafka.clients import ConsumerConfig, consumer_client, partitions_of
 from streams.kafka.codec import ThroughputCodec
 from streams.kafka.topics import Topics
 from streams.settings import Settings
@@ -22,9 +21,7 @@ Windows = dict[tuple[str, str, int], tuple[int, int]]  # (hub, flow, start ms) â
 
 
 async def _records(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with consumer_client(ConsumerConfig(bootstrap)) as consumer:
         partitions = await partitions_of(consumer, [topic])
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -34,8 +31,6 @@ async def _records(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 out.extend((r.key or b"", r.value or b"") for r in records)
         return out
-    finally:
-        await consumer.stop()
 
 
 def parcelflow_windows(records: list[tuple[bytes, bytes]]) -> Windows:

@@ -22,10 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-
 from streams.ingest.publish import Publisher
-from streams.kafka.admin import ensure_topics, list_topics, partitions_of
+from streams.kafka.admin import ensure_topics, list_topics
+from streams.kafka.clients import ConsumerConfig, consumer_client, partitions_of
 from streams.kafka.codec import Codec
 from streams.kafka.topics import Topics
 from streams.processes import stop_processes
@@ -68,9 +67,7 @@ def source_sizes(bootstrap: str, prefix: str) -> dict[str, int]:
     """Records in each source topic of ``prefix``."""
 
     async def run() -> dict[str, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-        await consumer.start()
-        try:
+        async with consumer_client(ConsumerConfig(bootstrap)) as consumer:
             partitions = await partitions_of(consumer, list(Topics(prefix).sources))
             ends = await consumer.end_offsets(partitions)
             begins = await consumer.beginning_offsets(partitions)
@@ -78,8 +75,6 @@ def source_sizes(bootstrap: str, prefix: str) -> dict[str, int]:
             for tp in partitions:
                 sizes[tp.topic] = sizes.get(tp.topic, 0) + ends[tp] - begins[tp]
             return sizes
-        finally:
-            await consumer.stop()
 
     return asyncio.run(run())
 
@@ -92,11 +87,8 @@ def raw_aiokafka(bootstrap: str, prefix: str, expected: int) -> Throughput:
 
     async def run() -> Throughput:
         codec = Codec()
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=5000
-        )
-        await consumer.start()
-        try:
+        config = ConsumerConfig(bootstrap, offset_reset="earliest", max_poll_records=5000)
+        async with consumer_client(config) as consumer:
             partitions = await partitions_of(consumer, list(Topics(prefix).sources))
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
@@ -112,8 +104,6 @@ def raw_aiokafka(bootstrap: str, prefix: str, expected: int) -> Throughput:
                     done += len(records)
             assert started is not None
             return Throughput(done, time.perf_counter() - started)
-        finally:
-            await consumer.stop()
 
     return asyncio.run(run())
 

@@ -27,12 +27,14 @@ from streams.durations import describe_retention
 from streams.errors import ParcelflowError
 from streams.events import InvalidEvent, Reason, ScanEvent, from_mapping
 from streams.kafka.admin import ensure_topics, topic_retentions
+from streams.kafka.clients import Answer, InFlight, ProducerConfig, new_producer
 from streams.kafka.codec import Codec
 from streams.kafka.registry import confluent_codec
 from streams.kafka.topics import Topics
 from streams.settings import Settings
 
 FORMATS = ("jsonl", "csv")
+PUBLISHER_CLIENT_ID = "parcelflow-publisher"
 
 REFUSALS: tuple[type[KafkaError], ...] = (
     InvalidTimestampError,
@@ -202,7 +204,6 @@ class Publisher:
         self.linger_ms = linger_ms
         self._new_producer = producer_factory or self._kafka_producer
         self._producer: AIOKafkaProducer | None = None
-        self._failed = False  # a queued send failed: confirm now, before more records queue up behind it
         self.retention_ms: dict[str, int] = {}
         self._deleted_before: dict[str, int] = {}  # topic → event times before this are past its retention
         self.beyond_retention: Counter[str] = Counter()
@@ -218,14 +219,7 @@ class Publisher:
         return self
 
     def _kafka_producer(self) -> AIOKafkaProducer:
-        return AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=self.linger_ms,
-            max_batch_size=256 * 1024,
-            client_id="parcelflow-publisher",
-        )
+        return new_producer(ProducerConfig(self.settings.bootstrap, PUBLISHER_CLIENT_ID, self.linger_ms))
 
     async def _start_producer(self) -> None:
         producer = self._new_producer()
@@ -283,54 +277,43 @@ class Publisher:
 
         For events without lines to name (simulator, tests); ``publish_lines`` reports refused lines and goes on.
         """
-        pending: list[asyncio.Future[object]] = []
-        sent = 0
+        in_flight: InFlight[ScanEvent] = InFlight(window)
         if isinstance(events, AsyncIterator):
             async for event in events:
-                pending.append(await self.send(event))
-                if len(pending) >= window:
-                    sent += await _confirm(pending)
+                await in_flight.send(self.send(event), event)
         else:
             for event in events:
-                pending.append(await self.send(event))
-                if len(pending) >= window:
-                    sent += await _confirm(pending)
-        return sent + await _confirm(pending)
+                await in_flight.send(self.send(event), event)
+        await in_flight.settle()
+        return in_flight.confirmed
 
     async def publish_lines(self, lines: Iterable[tuple[int, ScanEvent]], window: int = 10_000) -> Delivery:
         """Send numbered events; one the broker refuses becomes an error for its line, every other is confirmed."""
         delivery = Delivery()
-        pending: list[_Pending] = []
+
+        async def settle(answers: list[Answer[_Line]]) -> None:
+            await self._settle(answers, delivery)
+
+        in_flight: InFlight[_Line] = InFlight(window, settle)
         for line, event in lines:
-            future = await self.send(event)
-            future.add_done_callback(self._note_failure)
-            pending.append(_Pending(line, event, future))
-            if len(pending) >= window or self._failed:
-                await self._settle(pending, delivery)
-        await self._settle(pending, delivery)
+            await in_flight.send(self.send(event), _Line(line, event))
+        await in_flight.settle()
         return delivery
 
-    def _note_failure(self, future: asyncio.Future[object]) -> None:
-        if not future.cancelled() and future.exception() is not None:
-            self._failed = True
-
-    async def _settle(self, pending: list[_Pending], delivery: Delivery) -> None:
-        """Wait for every queued send; records a refusal took down are sent again alone. Empties ``pending``."""
-        outcomes = await asyncio.gather(*(item.future for item in pending), return_exceptions=True)
+    async def _settle(self, answers: list[Answer[_Line]], delivery: Delivery) -> None:
+        """Count the records the broker holds; those a refusal took down are sent again alone."""
         suspects = []
-        for item, outcome in zip(pending, outcomes, strict=True):
-            if not isinstance(outcome, BaseException):
+        for answer in answers:
+            if answer.error is None:
                 delivery.sent += 1
-            elif isinstance(outcome, (*REFUSALS, OutOfOrderSequenceNumber)):
-                suspects.append(item)
+            elif isinstance(answer.error, (*REFUSALS, OutOfOrderSequenceNumber)):
+                suspects.append(answer.item)
             else:
-                raise outcome  # not about the records (broker unreachable, not authorized, ...): the run ends
-        pending.clear()
-        self._failed = False
+                raise answer.error  # not about the records (broker unreachable, not authorized, ...): the run ends
         if suspects:
             await self._resend_alone(suspects, delivery)
 
-    async def _resend_alone(self, suspects: list[_Pending], delivery: Delivery) -> None:
+    async def _resend_alone(self, suspects: list[_Line], delivery: Delivery) -> None:
         """Send each suspect on its own, in line order, so that a refusal is one record's and names its line.
 
         The broker refuses a whole batch for one bad record, and the idempotent producer's later batches to
@@ -369,12 +352,11 @@ class Publisher:
 
 
 @dataclass(frozen=True, slots=True)
-class _Pending:
-    """A queued send and the line it came from, kept until the broker answered."""
+class _Line:
+    """A sent event and the line it came from, kept until the broker answered."""
 
     line: int
     event: ScanEvent
-    future: asyncio.Future[object]
 
 
 def refusal_detail(exc: KafkaError, event_time_ms: int, now_ms: int) -> str:
@@ -394,13 +376,6 @@ def refusal_detail(exc: KafkaError, event_time_ms: int, now_ms: int) -> str:
                 "message.timestamp.before.max.ms behind its own"
             )
     return detail
-
-
-async def _confirm(pending: list[asyncio.Future[object]]) -> int:
-    """Wait for every queued send; raise the first delivery error. Empties ``pending``."""
-    results = await asyncio.gather(*pending)
-    pending.clear()
-    return len(results)
 
 
 async def publish_stream(

@@ -30,6 +30,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInPro
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.ingest.merge import EventTimeMerge
+from streams.kafka.clients import ConsumerConfig, new_consumer
 from streams.kafka.topics import Topics
 from streams.settings import Settings
 
@@ -110,14 +111,15 @@ class SourceIntake:
                 intake._merge.assign(assigned)
 
         settings = self._settings
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap,
-            group_id=Topics.intake_group(settings.app_id),
-            client_id=f"{settings.app_id}-intake",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=round(settings.session_timeout_seconds * 1000),
-            heartbeat_interval_ms=3000,
+        self._consumer = new_consumer(
+            ConsumerConfig(
+                settings.bootstrap,
+                group_id=Topics.intake_group(settings.app_id),
+                client_id=f"{settings.app_id}-intake",
+                offset_reset="earliest",
+                session_timeout_ms=round(settings.session_timeout_seconds * 1000),
+                heartbeat_interval_ms=3000,
+            )
         )
         self.consumer.subscribe(self.topics, listener=Listener())
         await self.consumer.start()

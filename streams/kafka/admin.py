@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Mapping
+from contextlib import AbstractAsyncContextManager
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams.durations import UNLIMITED
+from streams.kafka.clients import AdminConfig, ConsumerConfig, admin_client, consumer_client, new_admin, partitions_of
 from streams.kafka.topics import Topics
 from streams.settings import Settings
 
 RETENTION = "retention.ms"
 DEADLETTER_MAX_MESSAGE_BYTES = 8 * 1024 * 1024 + 64 * 1024
+ADMIN_CLIENT_ID = "parcelflow-admin"
+PURGE_CLIENT_ID = "parcelflow-purge"
 
 
 def pipeline_topics(settings: Settings) -> list[str]:
@@ -51,12 +55,15 @@ def topic_configs(settings: Settings, name: str) -> dict[str, str]:
     return {}
 
 
+def _admin(settings: Settings) -> AbstractAsyncContextManager[AIOKafkaAdminClient]:
+    """The admin client of the pipeline's commands, started."""
+    return admin_client(AdminConfig(settings.bootstrap, ADMIN_CLIENT_ID))
+
+
 async def ensure_topics(settings: Settings, names: list[str] | None = None) -> list[str]:
     """Create the missing pipeline topics; return the names that were created."""
     wanted = names if names is not None else pipeline_topics(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="parcelflow-admin")
-    await admin.start()
-    try:
+    async with _admin(settings) as admin:
         existing = set(await admin.list_topics())
         missing = [n for n in wanted if n not in existing]
         if missing:
@@ -78,8 +85,6 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
             if internal in wanted and internal in existing:
                 await _keep_forever(admin, internal)
         return missing
-    finally:
-        await admin.close()
 
 
 async def _keep_forever(admin: AIOKafkaAdminClient, topic: str) -> None:
@@ -111,12 +116,8 @@ async def retentions(admin: AIOKafkaAdminClient, topics: Collection[str]) -> dic
 
 async def topic_retentions(settings: Settings, topics: Collection[str]) -> dict[str, int]:
     """``retention.ms`` of each existing topic of ``topics`` (-1: unlimited)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="parcelflow-admin")
-    await admin.start()
-    try:
+    async with _admin(settings) as admin:
         return await retentions(admin, topics)
-    finally:
-        await admin.close()
 
 
 async def purge_committed(
@@ -152,12 +153,8 @@ async def purge_group_partitions(
     """``purge_committed`` with an admin client of its own (a worker's timer calls it)."""
     if not partitions:
         return {}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="parcelflow-purge")
-    await admin.start()
-    try:
+    async with admin_client(AdminConfig(bootstrap, PURGE_CLIENT_ID)) as admin:
         return await purge_committed(admin, group, partitions, below)
-    finally:
-        await admin.close()
 
 
 class GroupOffsets:
@@ -171,7 +168,7 @@ class GroupOffsets:
     async def committed(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
         """The next offset the group will read, for each of ``partitions`` it has committed."""
         if self._admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=f"{self.group}-offsets")
+            admin = new_admin(AdminConfig(self._bootstrap, f"{self.group}-offsets"))
             await admin.start()
             self._admin = admin
         offsets = await self._admin.list_consumer_group_offsets(self.group, partitions=list(partitions))
@@ -217,47 +214,25 @@ async def pipeline_caught_up(bootstrap: str, prefix: str, app_id: str) -> bool:
 
 async def group_caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
     """Whether consumer group ``group`` has committed every record of ``topics``."""
-    from aiokafka import AIOKafkaConsumer
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
+    async with admin_client(AdminConfig(bootstrap)) as admin, consumer_client(ConsumerConfig(bootstrap)) as consumer:
         committed = await admin.list_consumer_group_offsets(group)
         partitions = await partitions_of(consumer, topics)
         if {tp.topic for tp in partitions} != set(topics):
             return False  # a topic is not there yet: nothing can be caught up with it
         ends = await consumer.end_offsets(partitions)
         return all(end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items())
-    finally:
-        await consumer.stop()
-        await admin.close()
 
 
 async def partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
     """How many partitions each of ``topics`` has (0: the topic does not exist)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with consumer_client(ConsumerConfig(bootstrap)) as consumer:
         found = await partitions_of(consumer, topics)
         return {topic: sum(1 for tp in found if tp.topic == topic) for topic in topics}
-    finally:
-        await consumer.stop()
-
-
-async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
-    """Every partition of ``topics``; a topic the cluster does not know (yet) has none."""
-    if any(not consumer.partitions_for_topic(t) for t in topics):
-        await consumer._client.force_metadata_update()  # noqa: SLF001
-    return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
 
 
 async def delete_topics(settings: Settings, prefixes: list[str]) -> list[str]:
     """Delete every topic whose name starts with one of ``prefixes``; return their names."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="parcelflow-admin")
-    await admin.start()
-    try:
+    async with _admin(settings) as admin:
         doomed = sorted(t for t in await admin.list_topics() if any(t.startswith(p) for p in prefixes))
         if doomed:
             await admin.delete_topics(doomed)
@@ -266,15 +241,9 @@ async def delete_topics(settings: Settings, prefixes: list[str]) -> list[str]:
             while set(doomed) & set(await admin.list_topics()) and loop.time() < deadline:
                 await asyncio.sleep(0.2)  # deletion completes asynchronously in the controller
         return doomed
-    finally:
-        await admin.close()
 
 
 async def list_topics(settings: Settings) -> list[str]:
     """Names of every topic in the cluster."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="parcelflow-admin")
-    await admin.start()
-    try:
+    async with _admin(settings) as admin:
         return sorted(await admin.list_topics())
-    finally:
-        await admin.close()

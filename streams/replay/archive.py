@@ -157,8 +157,9 @@ async def run_archiver(
     Records in the Confluent wire format are decoded with writer schemas fetched from
     ``registry_url`` (waiting while it cannot be reached, as the worker does).
     """
-    from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+    from aiokafka import ConsumerRebalanceListener, TopicPartition
 
+    from streams.kafka.clients import ConsumerConfig, new_consumer
     from streams.kafka.registry import SchemaRegistry, WriterSchemas
     from streams.worker.health import Health
 
@@ -168,12 +169,8 @@ async def run_archiver(
     source_of = topics.sources
     schemas = {source: envelope_schema(source, codec) for source in Source}
     stats = ArchiveStats()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
+    consumer = new_consumer(
+        ConsumerConfig(bootstrap, group_id=group, offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
     )
 
     class DropUncommitted(ConsumerRebalanceListener):  # type: ignore[misc]

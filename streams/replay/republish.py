@@ -16,11 +16,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.events import InvalidEvent
+from streams.kafka.clients import (
+    ConsumerConfig,
+    InFlight,
+    ProducerConfig,
+    await_partitions,
+    consumer_client,
+    new_producer,
+    partitions_of,
+)
 from streams.kafka.codec import Codec
 from streams.kafka.registry import WriterSchemas
 from streams.kafka.topics import Source, Topics
 from streams.pacing import Pacer
 from streams.replay.archive import ArchiveError, archived_files, read_file
+
+REPUBLISH_WINDOW = 10_000
+"""Records sent before their confirmations are awaited."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,21 +130,12 @@ async def topic_records(
     ``from`` to the first stamped at or after ``to``: every record in between is replayed, as
     live read it (a late record inside the stretch is included whatever its time).
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
     topics = Topics(prefix)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
-    )
-    await consumer.start()
-    try:
+    async with consumer_client(ConsumerConfig(bootstrap, max_partition_fetch_bytes=4 << 20)) as consumer:
         partitions = [
-            (source, TopicPartition(topics.source(source), p))
-            for source in Source
-            for p in sorted(
-                consumer.partitions_for_topic(topics.source(source))
-                or await _partitions(consumer, topics.source(source))
-            )
+            (source, tp) for source in Source for tp in await partitions_of(consumer, [topics.source(source)])
         ]
         tps = [tp for _s, tp in partitions]
         ends = await consumer.end_offsets(tps)
@@ -175,14 +178,6 @@ async def topic_records(
             if buffers[tp]:
                 heapq.heappush(heap, (buffers[tp][-1].timestamp_ms, sequence, tp))
                 sequence += 1
-    finally:
-        await consumer.stop()
-
-
-async def _partitions(consumer: object, topic: str) -> set[int]:
-    client = consumer._client  # type: ignore[attr-defined]  # noqa: SLF001
-    await client.force_metadata_update()
-    return set(client.cluster.partitions_for_topic(topic) or set())
 
 
 @dataclass
@@ -213,17 +208,13 @@ async def republish(
 
     With ``reframe``, each record's bytes are what it returns (the Confluent framing of a registry).
     """
-    from aiokafka import AIOKafkaProducer
-
     topics = Topics(target_prefix)
     pacer: Pacer | None = None  # its origin is the first record's time
     stats = ReplayStats()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
-    )
+    producer = new_producer(ProducerConfig(bootstrap))
     await producer.start()
-    await _await_partitions(producer, list(topics.sources))
-    pending: list[asyncio.Future[object]] = []
+    await await_partitions(producer, list(topics.sources))
+    in_flight: InFlight[ReplayRecord] = InFlight(REPUBLISH_WINDOW)
     last_report = 0.0
     try:
         async for record in _aiter(records):
@@ -232,44 +223,30 @@ async def republish(
             wait = pacer.wait_s(record.timestamp_ms)
             if wait > 0:
                 await asyncio.sleep(wait)
-            pending.append(
-                await producer.send(
-                    topics.source(record.source),
-                    value=record.value if reframe is None else await reframe(record),
-                    key=record.key,
-                    partition=record.partition,
-                    timestamp_ms=record.timestamp_ms,
-                )
+            future = await producer.send(
+                topics.source(record.source),
+                value=record.value if reframe is None else await reframe(record),
+                key=record.key,
+                partition=record.partition,
+                timestamp_ms=record.timestamp_ms,
             )
+            in_flight.add(future, record)
             if on_sent is not None:
                 on_sent(record, time.monotonic())
             stats.records += 1
             stats.first_ms = record.timestamp_ms if stats.first_ms is None else stats.first_ms
             stats.last_ms = record.timestamp_ms
-            if len(pending) >= 10_000:
-                await asyncio.gather(*pending)
-                pending.clear()
+            if in_flight.due:
+                await in_flight.settle()
             if on_progress is not None and time.monotonic() - last_report > 0.25:
                 last_report = time.monotonic()
                 on_progress(stats)
-        await asyncio.gather(*pending)
+        await in_flight.settle()
     finally:
         await producer.stop()
     if on_progress is not None:
         on_progress(stats)
     return stats
-
-
-async def _await_partitions(producer: object, topics: list[str], timeout: float = 30.0) -> None:
-    """Wait until the producer's metadata lists the partitions of freshly created topics."""
-    client = producer.client  # type: ignore[attr-defined]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while any(not client.cluster.partitions_for_topic(t) for t in topics) and loop.time() < deadline:
-        for topic in topics:
-            client.add_topic(topic)
-        await client.force_metadata_update()
-        await asyncio.sleep(0.1)
 
 
 async def _aiter(records: AsyncIterator[ReplayRecord] | Iterator[ReplayRecord]) -> AsyncIterator[ReplayRecord]:

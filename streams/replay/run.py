@@ -13,7 +13,8 @@ from rich.text import Text
 
 from streams.errors import ParcelflowError
 from streams.events import ms_to_datetime
-from streams.kafka.admin import delete_topics, ensure_topics, list_topics, partitions_of, pipeline_caught_up
+from streams.kafka.admin import delete_topics, ensure_topics, list_topics, pipeline_caught_up
+from streams.kafka.clients import ConsumerConfig, consumer_client, partitions_of
 from streams.kafka.registry import WriterSchemas, confluent_codec
 from streams.kafka.topics import Topics
 from streams.replay.archive import ArchiveError, archived_files
@@ -40,15 +41,9 @@ class ReplayFailed(ParcelflowError):
 
 async def source_partitions(settings: Settings, prefix: str) -> int:
     """Partition count of a namespace's source topics (the most of the three)."""
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap)
-    await consumer.start()
-    try:
+    async with consumer_client(ConsumerConfig(settings.bootstrap)) as consumer:
         found = await partitions_of(consumer, list(Topics(prefix).sources))
         return max((tp.partition + 1 for tp in found), default=0)
-    finally:
-        await consumer.stop()
 
 
 def run_replay(
@@ -150,14 +145,10 @@ def _wait_for_workers(target: Settings, group: WorkerGroup, timeout: float) -> N
 
 async def namespace_sizes(settings: Settings) -> dict[str, int]:
     """Replay namespaces and the number of records in their source topics."""
-    from aiokafka import AIOKafkaConsumer
-
     names = names_in(await list_topics(settings))
     if not names:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap)
-    await consumer.start()
-    try:
+    async with consumer_client(ConsumerConfig(settings.bootstrap)) as consumer:
         sizes = {}
         for name in names:
             partitions = await partitions_of(consumer, list(Topics(Namespace(name).prefix).sources))
@@ -165,8 +156,6 @@ async def namespace_sizes(settings: Settings) -> dict[str, int]:
             begins = await consumer.beginning_offsets(partitions)
             sizes[name] = sum(ends[tp] - begins[tp] for tp in partitions)
         return sizes
-    finally:
-        await consumer.stop()
 
 
 async def clean_namespace(settings: Settings, name: str) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from hashlib import sha256
 from pathlib import Path
 from typing import IO, Protocol
@@ -11,6 +10,7 @@ from fastavro.write import Writer
 
 from streams.events import EVENT_TYPES
 from streams.ingest.publish import Publisher
+from streams.kafka.clients import InFlight
 from streams.kafka.codec import Codec
 from streams.kafka.topics import Source, Topics
 from streams.simulate.disorder import CORRUPT
@@ -107,25 +107,24 @@ class KafkaSink:
     def __init__(self, publisher: Publisher, window: int = 20_000) -> None:
         self.publisher = publisher
         self.topics = Topics(publisher.settings.topic_prefix)
-        self.window = window
-        self.sent = 0
-        self._pending: list[asyncio.Future[object]] = []
+        self._in_flight: InFlight[Row] = InFlight(window)
+
+    @property
+    def sent(self) -> int:
+        """Records the broker confirmed so far."""
+        return self._in_flight.confirmed
 
     async def write(self, mark: int, row: Row) -> None:
         """Queue one record; waits for confirmations once ``window`` are outstanding."""
         if mark < CORRUPT:
-            future = await self.publisher.send(to_event(row))
+            sending = self.publisher.send(to_event(row))
         else:
             topic = self.topics.source(EVENT_TYPES[row[4]])
             value = corrupt_bytes(mark, row, self.publisher.codec)
             key = to_event(row).key.encode()
-            future = await self.publisher.send_raw(topic, value, key, row[1])
-        self._pending.append(future)
-        if len(self._pending) >= self.window:
-            await self.confirm()
+            sending = self.publisher.send_raw(topic, value, key, row[1])
+        await self._in_flight.send(sending, row)
 
     async def confirm(self) -> None:
         """Wait until the broker confirmed every record sent so far (raises the first error)."""
-        pending, self._pending = self._pending, []
-        await asyncio.gather(*pending)
-        self.sent += len(pending)
+        await self._in_flight.settle()

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from faust.types import TP, AppT, TableT
 
@@ -46,6 +46,7 @@ from streams.events import Reason, ScanEvent
 from streams.ingest.ahead import Ahead
 from streams.ingest.intake import Rejected, admit, deadletter_headers
 from streams.ingest.source_intake import Batch, Delivery, SourceIntake
+from streams.kafka import clients
 from streams.kafka.admin import GroupOffsets, partition_counts, purge_group_partitions
 from streams.kafka.codec import Codec, ThroughputCodec
 from streams.kafka.registry import WriterSchemas
@@ -143,8 +144,8 @@ class TableStore:
         if not pending:
             return
         topic = self.table.changelog_topic.get_topic_name()
-        producer = kafka_producer(self.table.app)
-        await producer.client.add_topic(topic)  # see track_topics; at once when tracked already
+        producer = clients.faust_kafka_producer(self.table.app)
+        await clients.track_topics(producer, [topic])  # send_batch does no metadata lookup
         batches = [producer.create_batch()]
         for key, value in pending.items():
             if batches[-1].append(key=key, value=value, timestamp=None) is None:  # full
@@ -175,28 +176,9 @@ class TableStore:
         return keys
 
 
-def kafka_producer(app: AppT) -> AIOKafkaProducer:
-    """The aiokafka producer under Faust's, started and stopped with the app (Faust's commit flushes it)."""
-    faust_producer: Any = app.producer  # Faust's aiokafka driver; typed as its abstract ProducerT
-    producer: AIOKafkaProducer | None = faust_producer._producer  # noqa: SLF001 - Faust has no public accessor
-    if producer is None:
-        raise RuntimeError("Faust's producer is not started")
-    return producer
-
-
 async def track_topics(app: AppT, names: list[str]) -> None:
-    """Make the producer's client refresh the metadata of every topic the worker writes to.
-
-    aiokafka's client refreshes the metadata of all topics until it tracks one, then of the
-    tracked ones only, and a ``send`` to a topic whose metadata it holds does not track it. So
-    once any topic is tracked (a ``send`` to a topic created after the last refresh, a
-    ``send_batch``), the next refresh forgets every untracked topic, and a record batch pending
-    for one of them waits for a leader that never becomes known: Faust's commit flushes the
-    producer and waits with it, and so does a rebalance (seen as stalls of a minute and more,
-    with four workers joining at once). Tracking every topic written to up front avoids that.
-    """
-    producer = kafka_producer(app)
-    await asyncio.gather(*(producer.client.add_topic(name) for name in names))
+    """Track every topic the worker writes to in the producer's metadata refreshes (why: ``clients.track_topics``)."""
+    await clients.track_topics(clients.faust_kafka_producer(app), names)
 
 
 def _offset(raw: bytes | None) -> int | None:

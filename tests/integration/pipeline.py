@@ -14,7 +14,8 @@ from streams.aggregate.partials import decode_window, window_key
 from streams.aggregate.windows import MINUTE_MS, ClosedWindow, totals, window_start
 from streams.events import from_mapping
 from streams.ingest.publish import Publisher
-from streams.kafka.admin import group_caught_up, partitions_of, pipeline_caught_up
+from streams.kafka.admin import group_caught_up, pipeline_caught_up
+from streams.kafka.clients import partitions_of
 from streams.kafka.codec import ThroughputCodec
 from streams.kafka.topics import Topics
 from streams.settings import Settings

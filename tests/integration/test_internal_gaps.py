@@ -12,7 +12,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from streams.aggregate.observation import join_batch
 from streams.ingest.intake import Admitted, admit
-from streams.kafka.admin import partitions_of
+from streams.kafka.clients import partitions_of
 from streams.kafka.codec import Codec
 from streams.kafka.topics import Topics, first_stage_partition
 from streams.settings import Settings
