@@ -10,7 +10,7 @@ import pytest
 from faust.types import TP
 from rocksdict import Rdict
 
-from streams.worker.pipeline import TableStore
+from streams.worker.table_store import TableStore
 
 
 class Data(dict[bytes, bytes]):
