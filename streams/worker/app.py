@@ -15,7 +15,7 @@ from streams.kafka.codec import Codec
 from streams.settings import Settings
 from streams.worker.health import Health
 from streams.worker.metrics import Metrics
-from streams.worker.pipeline import register_agents
+from streams.worker.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -80,5 +80,5 @@ def build_app(
         stream_processing_timeout=60.0,
     )
     app.transport = _Transport(app.conf.broker_consumer, app)
-    register_agents(app, settings, Codec(), metrics, health)
+    Pipeline(app, settings, Codec(), metrics, health).register()
     return app, metrics

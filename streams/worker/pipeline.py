@@ -1,4 +1,4 @@
-"""Faust agents: thin loops that call the pure core and update tables, topics and metrics.
+"""The worker's :class:`Pipeline`: Faust agents, thin loops over the pure core that update tables, topics, metrics.
 
 The source intake (:mod:`streams.ingest.source_intake`, off Faust's per-message path) reads the three
 source topics in batches and hands them to ``forward``: it decodes and validates (dead-lettering
@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import faust
@@ -54,6 +54,7 @@ from streams.kafka.topics import Source, Topics, copartitioning_problem, first_s
 from streams.settings import Settings
 from streams.worker.health import Health, exit_after_failure
 from streams.worker.metrics import Metrics
+from streams.worker.table_store import TableStore
 
 BATCH_SIZE = 1000
 BATCH_WITHIN_SECONDS = 0.2
@@ -66,114 +67,6 @@ DEADLETTER_MAX_BYTES = 7 * 1024 * 1024
 """Key + value kept whole in a dead letter (the topic and producer allow 8 MiB; default topics 1 MB)."""
 
 log = logging.getLogger(__name__)
-
-
-class TableStore:
-    """One partition of a Faust table as the aggregator's key-value store.
-
-    Keys are stored under the partition's number (``3|LGG``): Faust's memory store keeps every
-    partition in one mapping, and the first stage has a ``LGG`` key in each of its partitions.
-    The changelog carries the same keys, so a changelog restores into either store.
-
-    Writes go to the local store at once; their changelog records are sent by :meth:`written`, once
-    per key and batch (the last value of a key is the only one recovery needs), straight to the
-    producer with the partition given explicitly: the batch being processed may hold events of
-    several partitions, so Faust's "current event" cannot tell which one a key belongs to. With
-    the RocksDB store the partition's own database is used for the same reason.
-
-    Not ``Table.send_changelog``: that goes through Faust's producer buffer (~7x the cost of a
-    direct send, and it pauses the intake whenever more than 100 records are pending), and Faust's
-    commit does not reliably drain it. :meth:`written` returns once the broker holds every record,
-    sent in the order of each key's last write: a hub's value (with its applied offsets) is written
-    after its visits, so a crash part-way leaves visits ahead of the offsets (re-applied
-    harmlessly), never offsets ahead of the visits (re-delivered scans skipped, updates lost). Then it
-    records the partition's persisted offset as Faust's own changelog callback does; the agent
-    calls it before its batch is acknowledged, so offsets are committed only once the batch's
-    state would survive a SIGKILL.
-    """
-
-    def __init__(self, table: TableT[bytes, bytes], partition: int) -> None:
-        self.table = table
-        self.partition = partition
-        self._prefix = f"{partition}|".encode()
-        self._pending: dict[bytes, bytes | None] = {}  # stored key -> last value (None: deleted), by last write
-        store = table.data
-        self._db = store._db_for_partition(partition) if hasattr(store, "_db_for_partition") else None  # noqa: SLF001
-        self._key_index: dict[bytes, int] = getattr(store, "_key_index", {})  # Faust's key → partition map
-
-    def get(self, key: bytes) -> bytes | None:
-        """Current value of ``key``."""
-        stored = self._prefix + key
-        value = self.table.data.get(stored) if self._db is None else self._db.get(stored)
-        return None if value is None else bytes(value)
-
-    def _changed(self, key: bytes, value: bytes | None) -> None:
-        self._pending.pop(key, None)  # re-inserted: the order is that of the last writes
-        self._pending[key] = value
-
-    def put(self, key: bytes, value: bytes) -> None:
-        """Set ``key`` locally; its changelog record goes with the batch's (:meth:`written`)."""
-        stored = self._prefix + key
-        if self._db is None:
-            self.table.data[stored] = value
-        else:
-            self._db.put(stored, value)
-            self._key_index[stored] = self.partition  # as Faust's own _set does
-        self._changed(stored, value)
-
-    def delete(self, key: bytes) -> None:
-        """Remove ``key`` locally; its tombstone goes with the batch's changelog records."""
-        stored = self._prefix + key
-        if self._db is None:
-            self.table.data.pop(stored, None)
-        else:
-            self._db.delete(stored)
-            self._key_index.pop(stored, None)
-        self._changed(stored, None)
-
-    async def written(self) -> None:
-        """Send the changelog records written so far; return once the broker holds them all.
-
-        The records go out as whole record batches built here (aiokafka's ``create_batch`` /
-        ``send_batch``: a few per partition and agent batch), not one ``send`` each: a future, a
-        callback and an accumulator append per record cost more than the aggregation of the scan
-        that wrote it. Batches of one partition are delivered in the order sent, so the last-write
-        order holds. Raises if one of them failed for good (the batch must not be acknowledged then).
-        """
-        pending, self._pending = self._pending, {}
-        if not pending:
-            return
-        topic = self.table.changelog_topic.get_topic_name()
-        producer = clients.faust_kafka_producer(self.table.app)
-        await clients.track_topics(producer, [topic])  # send_batch does no metadata lookup
-        batches = [producer.create_batch()]
-        for key, value in pending.items():
-            if batches[-1].append(key=key, value=value, timestamp=None) is None:  # full
-                batches.append(producer.create_batch())
-                batches[-1].append(key=key, value=value, timestamp=None)  # a first record always fits
-        deliveries = [await producer.send_batch(batch, topic, partition=self.partition) for batch in batches]
-        delivered = await asyncio.gather(*deliveries)  # each is the offset of its batch's first record
-        last = delivered[-1].offset + batches[-1].record_count() - 1
-        # What keeps recovery from re-reading the whole changelog (a no-op for the memory store).
-        store: Any = self.table.data  # typed as a mapping in Faust; it is the table's StoreT
-        store.set_persisted_offset(TP(topic, self.partition), last)
-
-    def keys(self, prefix: bytes = b"") -> Iterable[bytes]:
-        """Keys of this partition that start with ``prefix``.
-
-        RocksDB keeps keys sorted: the scan seeks to ``prefix`` and stops after its last key, so it
-        costs what it returns, not what the partition holds.
-        """
-        start, cut = self._prefix + prefix, len(self._prefix)
-        if self._db is None:
-            return [k[cut:] for k in self.table.data.keys() if k.startswith(start)]
-        keys = []
-        for raw in self._db.keys(from_key=start):
-            key = bytes(raw)
-            if not key.startswith(start):
-                break
-            keys.append(key[cut:])
-        return keys
 
 
 async def track_topics(app: AppT, names: list[str]) -> None:
@@ -196,44 +89,79 @@ def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> fa
     )
 
 
-def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: Metrics, health: Health) -> None:
-    """Register the intake, the two aggregation stages, their tables, the timers and the heartbeat."""
-    topics = Topics(settings.topic_prefix)
-    source_of_topic = topics.sources
-    deadletter = _raw_topic(app, topics.deadletter)
-    by_partition_name = topics.by_partition(settings.app_id)
-    by_partition = _raw_topic(app, by_partition_name, partitions=settings.partitions)
-    by_hub_name = topics.by_hub(settings.app_id)
-    by_hub = _raw_topic(app, by_hub_name, partitions=settings.partitions)
-    throughput = _raw_topic(app, topics.throughput)
+def _table(app: faust.App, name: str, partitions: int) -> TableT[bytes, bytes]:
+    return app.Table(
+        name,
+        key_type=bytes,  # bytes keys and values: Faust (de)serialises them as raw
+        value_type=bytes,
+        partitions=partitions,
+        options={"driver": "rocksdict"},  # used when the app's store is rocksdb://
+    )
 
-    def table(name: str) -> TableT[bytes, bytes]:
-        return app.Table(
-            name,
-            key_type=bytes,  # bytes keys and values: Faust (de)serialises them as raw
-            value_type=bytes,
-            partitions=settings.partitions,
-            options={"driver": "rocksdict"},  # used when the app's store is rocksdb://
+
+class Pipeline:
+    """The worker's intake, its two aggregation stages, their tables, the timers and the heartbeat.
+
+    Built on a Faust app (its topics and tables are declared on it at once); :meth:`register`
+    adds the agents, the intake task and the timers. What the stages share between batches (the
+    first stage's aggregators, the merge, the hubs whose gauges were set, the intake's progress)
+    lives in attributes; what must survive a restart lives in the two tables.
+    """
+
+    def __init__(self, app: faust.App, settings: Settings, codec: Codec, metrics: Metrics, health: Health) -> None:
+        self.app = app
+        self.settings = settings
+        self.codec = codec
+        self.metrics = metrics
+        self.health = health
+        self.topics = topics = Topics(settings.topic_prefix)
+        self.source_of_topic = topics.sources
+        self.deadletter = _raw_topic(app, topics.deadletter)
+        self.by_partition_name = topics.by_partition(settings.app_id)
+        self.by_partition = _raw_topic(app, self.by_partition_name, partitions=settings.partitions)
+        self.by_hub_name = topics.by_hub(settings.app_id)
+        self.by_hub = _raw_topic(app, self.by_hub_name, partitions=settings.partitions)
+        self.throughput = _raw_topic(app, topics.throughput)
+        # first stage: visits and window partials per partition
+        self.parcels_table = _table(app, "partition-state", settings.partitions)
+        self.hubs_table = _table(app, "hub-windows", settings.partitions)  # second stage: merged windows per hub
+        self.limits = Limits(
+            WindowLimits(grace_ms=settings.grace_seconds * 1000, retention_ms=settings.retention_seconds * 1000)
+        )
+        self.aggregators: dict[int, HubAggregator] = {}  # first stage, per by-partition partition
+        self.merge = HubMerge(self.limits.windows)
+        self.hubs_seen: set[str] = set()  # hubs whose gauges this worker set
+        self.max_future_ms = settings.max_future_seconds * 1000
+        self.throughput_codec = ThroughputCodec()
+        # no registry: Confluent records are undecodable
+        self.schemas = WriterSchemas.from_settings(settings, health)
+        self.processed: dict[TopicPartition, int] = {}  # last source offset taken, for the lag
+        # (internal topic, partition) -> offset last sought back to
+        self.gaps_reported: dict[tuple[str, int], int] = {}
+        # scans this intake forwarded that the first stage has not committed
+        self.ahead = Ahead(settings.max_ahead_scans)
+        self.first_stage_offsets = GroupOffsets(settings.bootstrap, settings.app_id)
+        self.intake = SourceIntake(
+            settings, list(self.source_of_topic), self.forward, self.intake_revoked, held=lambda: self.ahead.full
         )
 
-    parcels_table = table("partition-state")  # first stage: visits and window partials per partition
-    hubs_table = table("hub-windows")  # second stage: merged windows per hub
-    limits = Limits(
-        WindowLimits(grace_ms=settings.grace_seconds * 1000, retention_ms=settings.retention_seconds * 1000)
-    )
-    aggregators: dict[int, HubAggregator] = {}  # first stage, per by-partition partition
-    merge = HubMerge(limits.windows)
-    hubs_seen: set[str] = set()  # hubs whose gauges this worker set
-    max_future_ms = settings.max_future_seconds * 1000
-    throughput_codec = ThroughputCodec()
-    schemas = WriterSchemas.from_settings(settings, health)  # no registry: Confluent records are undecodable
-    processed: dict[TopicPartition, int] = {}  # last source offset taken, for the lag
-    gaps_reported: dict[tuple[str, int], int] = {}  # (internal topic, partition) -> offset last sought back to
-    ahead = Ahead(settings.max_ahead_scans)  # scans this intake forwarded that the first stage has not committed
-    first_stage_offsets = GroupOffsets(settings.bootstrap, settings.app_id)
+    def register(self) -> None:
+        """Add the intake task, the two agents, the timers and the revocation handler to the app."""
+        app, settings = self.app, self.settings
+        app.task(self.consume_sources)
+        app.agent(self.by_partition, name="aggregate_partitions")(self.aggregate_partitions)
+        app.agent(self.by_hub, name="merge_hubs")(self.merge_hubs)
+        app.timer(LAG_INTERVAL_SECONDS)(self.guarded("the lag timer", self.report_lag))
+        app.timer(AHEAD_INTERVAL_SECONDS)(self.guarded("the intake's bound timer", self.follow_first_stage))
+        app.timer(TICK_INTERVAL_SECONDS)(self.guarded("the dwell timer", self.finalise_dwell))
+        app.timer(settings.purge_interval_seconds)(
+            self.guarded("the internal topics' purge timer", self.purge_internal)
+        )
+        app.timer(HEARTBEAT_SECONDS)(self.heartbeat)
+        app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]
 
     async def dead_letter(
-        topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, rejected: Rejected
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, rejected: Rejected
     ) -> Awaitable[object]:
         """Send a dead letter; the result is its delivery, to await before the record is acked."""
         headers = deadletter_headers(topic, partition, offset, rejected)
@@ -241,9 +169,9 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
             # Bigger than any record a default topic accepts: keep the start, say how big it was.
             headers["original_size"] = str(len(key or b"") + len(value or b"")).encode()
             key, value = (key or b"")[:1024], (value or b"")[: DEADLETTER_MAX_BYTES - 1024]
-        return await deadletter.send(key=key, value=value, headers=headers)
+        return await self.deadletter.send(key=key, value=value, headers=headers)
 
-    async def forward(batch: Batch) -> Delivery:
+    async def forward(self, batch: Batch) -> Delivery:
         """Decode each record; count valid scans, forward parcel scans by partition, dead-letter the rest.
 
         Returns the delivery of every forwarded and dead-lettered record (it raises if one failed):
@@ -254,106 +182,117 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
         valid: list[tuple[ScanEvent, Source]] = []
         by_partition_batch: dict[int, list[bytes]] = {}
         sent: list[Awaitable[object]] = []
-        await schemas.prepare(codec.schema_ids, [record.value for _tp, record in batch])
+        await self.schemas.prepare(self.codec.schema_ids, [record.value for _tp, record in batch])
         for tp, record in batch:
-            source = source_of_topic[tp.topic]
-            processed[tp] = record.offset
-            result = admit(codec, record.value, source, tp.partition, record.offset, now_ms, max_future_ms)
+            source = self.source_of_topic[tp.topic]
+            self.processed[tp] = record.offset
+            result = admit(self.codec, record.value, source, tp.partition, record.offset, now_ms, self.max_future_ms)
             if isinstance(result, Rejected):
-                metrics.invalid.labels(source.value, result.reason.value).inc()
-                sent.append(await dead_letter(tp.topic, tp.partition, record.offset, record.key, record.value, result))
+                self.metrics.invalid.labels(source.value, result.reason.value).inc()
+                sent.append(
+                    await self.dead_letter(tp.topic, tp.partition, record.offset, record.key, record.value, result)
+                )
                 continue
             valid.append((result.event, source))
             if result.observation is not None:
-                partition = first_stage_partition(tp.partition, settings.partitions)
+                partition = first_stage_partition(tp.partition, self.settings.partitions)
                 by_partition_batch.setdefault(partition, []).append(result.observation)
         for partition, encoded in by_partition_batch.items():
             joined = join_batch(encoded)
-            delivery = await by_partition.send(key=str(partition).encode(), value=joined, partition=partition)
-            sent.append(forwarded(delivery, partition, len(encoded)))
-        metrics.observe(valid, now)
+            delivery = await self.by_partition.send(key=str(partition).encode(), value=joined, partition=partition)
+            sent.append(self.forwarded(delivery, partition, len(encoded)))
+        self.metrics.observe(valid, now)
         return asyncio.gather(*sent)
 
-    async def forwarded(delivery: Awaitable[Any], partition: int, scans: int) -> None:
+    async def forwarded(self, delivery: Awaitable[Any], partition: int, scans: int) -> None:
         """Once a by-partition record is on the broker, count its scans as ahead of the first stage."""
-        ahead.forwarded(partition, (await delivery).offset, scans)
+        self.ahead.forwarded(partition, (await delivery).offset, scans)
 
-    def intake_revoked(revoked: set[TopicPartition]) -> None:
+    def intake_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Forget the progress of the source partitions the intake gave up."""
         for tp in revoked:
-            processed.pop(tp, None)
+            self.processed.pop(tp, None)
 
-    intake = SourceIntake(settings, list(source_of_topic), forward, intake_revoked, held=lambda: ahead.full)
-
-    async def consume_sources() -> None:
+    async def consume_sources(self) -> None:
         """The source intake, for the worker's lifetime (a failure ends the worker)."""
         try:
             await track_topics(
-                app,
+                self.app,
                 [
-                    by_partition_name,
-                    by_hub_name,
-                    topics.throughput,
-                    topics.deadletter,
-                    *(t.changelog_topic.get_topic_name() for t in (parcels_table, hubs_table)),
+                    self.by_partition_name,
+                    self.by_hub_name,
+                    self.topics.throughput,
+                    self.topics.deadletter,
+                    *(t.changelog_topic.get_topic_name() for t in (self.parcels_table, self.hubs_table)),
                 ],
             )
-            problem = copartitioning_problem(await partition_counts(settings.bootstrap, list(source_of_topic)))
+            problem = copartitioning_problem(
+                await partition_counts(self.settings.bootstrap, list(self.source_of_topic))
+            )
             if problem is not None:
                 raise RuntimeError(problem)
-            await intake.run()
+            await self.intake.run()
         except Exception as exc:  # noqa: BLE001 - a bug or a broker that refuses us: say so and exit
-            await fail("the source intake", exc)
+            await self.fail("the source intake", exc)
         finally:
-            await first_stage_offsets.close()
+            await self.first_stage_offsets.close()
 
-    def aggregator_of(partition: int) -> HubAggregator:
-        aggregator = aggregators.get(partition)
+    def aggregator_of(self, partition: int) -> HubAggregator:
+        """The first stage's aggregator of a by-partition partition (its state is read from the table)."""
+        aggregator = self.aggregators.get(partition)
         if aggregator is None:
-            aggregator = aggregators[partition] = HubAggregator(limits, partition)
+            aggregator = self.aggregators[partition] = HubAggregator(self.limits, partition)
         return aggregator
 
     async def aggregate(
-        partition: int, store: StagedStore, records: list[tuple[int, list[Observation]]], now: float
+        self, partition: int, store: StagedStore, records: list[tuple[int, list[Observation]]], now: float
     ) -> BatchResult:
         """Apply a partition's records; a scan the aggregation fails on (a bug) is dead-lettered."""
-        result, failures = process_isolating_failures(aggregator_of(partition), store, records, now)
+        result, failures = process_isolating_failures(self.aggregator_of(partition), store, records, now)
         for failure in failures:
             obs, error = failure.observation, failure.error
             log.error("aggregating a scan at by-partition %d@%d failed: %r", partition, failure.offset, error)
             rejected = Rejected(Reason.UNPROCESSABLE, f"aggregating failed: {type(error).__name__}: {error}")
-            metrics.invalid.labels(obs.source.value, rejected.reason.value).inc()
+            self.metrics.invalid.labels(obs.source.value, rejected.reason.value).inc()
             await (
-                await dead_letter(by_partition_name, partition, failure.offset, obs.hub.encode(), encode(obs), rejected)
+                await self.dead_letter(
+                    self.by_partition_name, partition, failure.offset, obs.hub.encode(), encode(obs), rejected
+                )
             )
         return result
 
-    async def decode_internal(message: Any, decode: Callable[[bytes], Any], what: str) -> Any | None:
+    async def decode_internal(self, message: Any, decode: Callable[[bytes], Any], what: str) -> Any | None:
         """An internal record's content, or None once it is dead-lettered (not written by parcelflow)."""
         try:
             return decode(message.value)
         except Exception as exc:  # noqa: BLE001 - whatever the bytes hold
             rejected = Rejected(Reason.UNDECODABLE, f"not {what}: {type(exc).__name__}: {exc}")
             await (
-                await dead_letter(
+                await self.dead_letter(
                     message.topic, message.partition, message.offset, message.key, message.value, rejected
                 )
             )
             return None
 
-    async def routed(partition: int, message: Any, observations: list[Observation]) -> list[Observation]:
+    async def routed(self, partition: int, message: Any, observations: list[Observation]) -> list[Observation]:
         """The scans that belong to this first-stage partition; the others are dead-lettered as misrouted."""
-        wrong = [o for o in observations if first_stage_partition(o.partition, settings.partitions) != partition]
+        partitions = self.settings.partitions
+        wrong = [o for o in observations if first_stage_partition(o.partition, partitions) != partition]
         if not wrong:
             return observations
         for obs in wrong:
             rejected = Rejected(
                 Reason.MISROUTED, f"scan of source partition {obs.partition} in by-partition partition {partition}"
             )
-            metrics.invalid.labels(obs.source.value, rejected.reason.value).inc()
-            await (await dead_letter(message.topic, partition, message.offset, obs.hub.encode(), encode(obs), rejected))
-        return [o for o in observations if first_stage_partition(o.partition, settings.partitions) == partition]
+            self.metrics.invalid.labels(obs.source.value, rejected.reason.value).inc()
+            await (
+                await self.dead_letter(
+                    message.topic, partition, message.offset, obs.hub.encode(), encode(obs), rejected
+                )
+            )
+        return [o for o in observations if first_stage_partition(o.partition, partitions) == partition]
 
-    async def in_order(topic: str, partition: int, applied: int | None, messages: list[Any]) -> list[Any]:
+    async def in_order(self, topic: str, partition: int, applied: int | None, messages: list[Any]) -> list[Any]:
         """The messages to apply now: after ``applied``, in offset order, without a gap (see ``in_sequence``).
 
         Faust's consumer can skip records of an internal topic around a rebalance (and commit past
@@ -364,7 +303,7 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
         if resume is not None:
             tp = TP(topic, partition)
             try:
-                earliest = (await app.consumer.earliest_offsets(tp)).get(tp, 0)
+                earliest = (await self.app.consumer.earliest_offsets(tp)).get(tp, 0)
             except Exception as exc:  # noqa: BLE001 - a broker hiccup must not end the worker: read again
                 log.warning("%s[%d]: could not read the earliest offset: %s", topic, partition, exc)
                 earliest = 0
@@ -372,33 +311,33 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
                 log.error(
                     "%s[%d]: records %d to %d are gone before they were applied", topic, partition, resume, earliest - 1
                 )
-                metrics.internal_gaps.inc()
+                self.metrics.internal_gaps.inc()
                 keep, resume = in_sequence([m.offset for m in messages], earliest - 1)
             if resume is not None:
-                await read_again(tp, resume)
+                await self.read_again(tp, resume)
         first: dict[int, Any] = {}
         for message in messages:
             first.setdefault(message.offset, message)  # a repeat within the batch is left out
         return [first[offset] for offset in keep]
 
-    async def read_again(tp: TP, offset: int) -> None:
+    async def read_again(self, tp: TP, offset: int) -> None:
         """Seek an internal topic's partition back to the first record its consumer skipped."""
-        if gaps_reported.get((tp.topic, tp.partition)) != offset:
-            gaps_reported[(tp.topic, tp.partition)] = offset
+        if self.gaps_reported.get((tp.topic, tp.partition)) != offset:
+            self.gaps_reported[(tp.topic, tp.partition)] = offset
             log.warning(
                 "%s[%d]: the consumer skipped records from offset %d; reading them again",
                 tp.topic,
                 tp.partition,
                 offset,
             )
-            metrics.internal_gaps.inc()
+            self.metrics.internal_gaps.inc()
         try:
-            await app.consumer.seek(tp, offset)
+            await self.app.consumer.seek(tp, offset)
         except Exception as exc:  # noqa: BLE001 - e.g. the partition just moved away: its new owner reads it
             log.warning("%s[%d]: could not seek to %d: %s", tp.topic, tp.partition, offset, exc)
 
     async def batches_in_order(
-        stream: faust.StreamT[bytes], state: TableT[bytes, bytes], topic: str
+        self, stream: faust.StreamT[bytes], state: TableT[bytes, bytes], topic: str
     ) -> AsyncIterator[dict[int, tuple[TableStore, list[Any]]]]:
         """Batches of an internal topic: per partition, its table store and the messages to apply, in order."""
         batches = stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS)  # type: ignore[attr-defined]
@@ -409,163 +348,157 @@ def register_agents(app: faust.App, settings: Settings, codec: Codec, metrics: M
             ready: dict[int, tuple[TableStore, list[Any]]] = {}
             for partition, messages in messages_of.items():
                 store = TableStore(state, partition)
-                keep = await in_order(topic, partition, _offset(store.get(applied_key(partition))), messages)
+                keep = await self.in_order(topic, partition, _offset(store.get(applied_key(partition))), messages)
                 if keep:
                     ready[partition] = (store, keep)
             yield ready
 
-    async def written(staged: list[tuple[StagedStore, TableStore]], sent: list[Awaitable[object]]) -> None:
+    async def written(self, staged: list[tuple[StagedStore, TableStore]], sent: list[Awaitable[object]]) -> None:
         """The output on the broker first, then the state that made it (a failure raises)."""
         await asyncio.gather(*sent)
         for stage, _store in staged:
             stage.commit()
         await asyncio.gather(*(store.written() for _stage, store in staged))
 
-    async def aggregate_partitions(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+    async def aggregate_partitions(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         """First stage: apply parcel scans to visits and window partials; send the partials by hub."""
         try:
-            async for ready in batches_in_order(stream, parcels_table, by_partition_name):
+            async for ready in self.batches_in_order(stream, self.parcels_table, self.by_partition_name):
                 now = time.time()
                 staged: list[tuple[StagedStore, TableStore]] = []
                 sent: list[Awaitable[object]] = []
                 for partition, (store, messages) in ready.items():
                     records: list[tuple[int, list[Observation]]] = []
                     for message in messages:
-                        observations = await decode_internal(message, decode_batch, "a by-partition batch")
+                        observations = await self.decode_internal(message, decode_batch, "a by-partition batch")
                         if observations is not None:
-                            records.append((message.offset, await routed(partition, message, observations)))
+                            records.append((message.offset, await self.routed(partition, message, observations)))
                     stage = StagedStore(store)
-                    result = await aggregate(partition, stage, records, now)
+                    result = await self.aggregate(partition, stage, records, now)
                     # Written last: the position the partition's state has reached.
                     stage.put(applied_key(partition), str(messages[-1].offset).encode())
                     staged.append((stage, store))
                     for partial in result.partials:
-                        sent.append(await by_hub.send(key=partial.hub.encode(), value=encode_partial(partial)))
-                    hubs_seen.update(result.backlog)
+                        sent.append(await self.by_hub.send(key=partial.hub.encode(), value=encode_partial(partial)))
+                    self.hubs_seen.update(result.backlog)
                     for hub in result.backlog:  # this worker's parcels in the hub, over its partitions
-                        result.backlog[hub] = sum(a.backlog(hub) for a in aggregators.values())
-                    metrics.record_batch(result)
-                await written(staged, sent)
+                        result.backlog[hub] = sum(a.backlog(hub) for a in self.aggregators.values())
+                    self.metrics.record_batch(result)
+                await self.written(staged, sent)
                 yield None
         except Exception as exc:  # noqa: BLE001 - a bug: say so and exit, never stall silently
-            await fail("the first aggregation stage (aggregate_partitions)", exc)
+            await self.fail("the first aggregation stage (aggregate_partitions)", exc)
 
-    async def merge_hubs(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+    async def merge_hubs(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         """Second stage: merge each hub's partials, emit the windows its watermark closed."""
         try:
-            async for ready in batches_in_order(stream, hubs_table, by_hub_name):
+            async for ready in self.batches_in_order(stream, self.hubs_table, self.by_hub_name):
                 staged: list[tuple[StagedStore, TableStore]] = []
                 emitted: list[Awaitable[object]] = []
                 for partition, (store, messages) in ready.items():
                     partials: list[Partial] = []
                     for message in messages:
-                        partial = await decode_internal(message, decode_partial, "a window partial")
+                        partial = await self.decode_internal(message, decode_partial, "a window partial")
                         if partial is not None:
                             partials.append(partial)
                     stage = StagedStore(store)
-                    result = merge.apply(stage, partials)
+                    result = self.merge.apply(stage, partials)
                     stage.put(applied_key(partition), str(messages[-1].offset).encode())
                     staged.append((stage, store))
-                    hubs_seen.update(result.watermark_ms)
-                    await schemas.frame_output(throughput_codec, topics.throughput)
+                    self.hubs_seen.update(result.watermark_ms)
+                    await self.schemas.frame_output(self.throughput_codec, self.topics.throughput)
                     for window in result.closed:
                         emitted.append(
-                            await throughput.send(
+                            await self.throughput.send(
                                 key=window.key.encode(),
-                                value=throughput_codec.encode(window),
+                                value=self.throughput_codec.encode(window),
                                 timestamp=window.start_ms / 1000,
                             )
                         )
-                    metrics.record_batch(result)
-                await written(staged, emitted)
+                    self.metrics.record_batch(result)
+                await self.written(staged, emitted)
                 yield None
         except Exception as exc:  # noqa: BLE001 - a bug: say so and exit, never stall silently
-            await fail("the hub merge agent (merge_hubs)", exc)
+            await self.fail("the hub merge agent (merge_hubs)", exc)
 
-    async def fail(what: str, exc: Exception) -> None:
+    async def fail(self, what: str, exc: Exception) -> None:
         """Readiness false, one clear line, exit non-zero; meanwhile this agent takes nothing more."""
-        exit_after_failure(what, exc, health, log.critical)
+        exit_after_failure(what, exc, self.health, log.critical)
         await asyncio.Event().wait()
 
-    def guarded(what: str, timer: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    def guarded(self, what: str, timer: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         """A timer whose failure ends the worker (Faust would log it and go on without it)."""
 
         async def run() -> None:
             try:
                 await timer()
             except Exception as exc:  # noqa: BLE001 - a bug: say so and exit
-                await fail(what, exc)
+                await self.fail(what, exc)
 
         run.__name__ = run.__qualname__ = timer.__name__  # Faust names timers by their function
         return run
 
-    async def heartbeat() -> None:
+    async def heartbeat(self) -> None:
         """The event loop turns: readiness stays true while this runs."""
-        health.beat()
+        self.health.beat()
 
-    async def finalise_dwell() -> None:
+    async def finalise_dwell(self) -> None:
         """Observe dwell that became final because source partitions fell silent."""
         now = time.time()
-        for partition, aggregator in list(aggregators.items()):
-            store = TableStore(parcels_table, partition)
-            metrics.record_batch(aggregator.tick(lambda _hub, store=store: store, now))  # type: ignore[misc]
+        for partition, aggregator in list(self.aggregators.items()):
+            store = TableStore(self.parcels_table, partition)
+            self.metrics.record_batch(aggregator.tick(lambda _hub, store=store: store, now))  # type: ignore[misc]
             await store.written()  # none today: ticks only read
 
-    async def report_lag() -> None:
+    async def report_lag(self) -> None:
         """Set the consumer lag of the source partitions this worker owns."""
-        if not intake.running:
+        if not self.intake.running:
             return
-        consumer = intake.consumer
-        lag: dict[str, int] = {source.value: 0 for source in source_of_topic.values()}
+        consumer = self.intake.consumer
+        lag: dict[str, int] = {source.value: 0 for source in self.source_of_topic.values()}
         for tp in consumer.assignment():
-            source = source_of_topic.get(tp.topic)
+            source = self.source_of_topic.get(tp.topic)
             if source is None:
                 continue
             highwater = consumer.highwater(tp)
             if highwater is not None:
-                done = processed.get(tp)
+                done = self.processed.get(tp)
                 lag[source.value] += max(0, highwater - (done + 1 if done is not None else 0))
         for source_name, value in lag.items():
-            metrics.consumer_lag.labels(source_name).set(value)
-        metrics.intake_held.inc(intake.take_held_seconds())
+            self.metrics.consumer_lag.labels(source_name).set(value)
+        self.metrics.intake_held.inc(self.intake.take_held_seconds())
 
-    async def follow_first_stage() -> None:
+    async def follow_first_stage(self) -> None:
         """Take what the first stage committed off the scans the intake is ahead by (it waits above a bound)."""
-        pending = ahead.partitions()
+        pending = self.ahead.partitions()
         if pending:
             try:
-                committed = await first_stage_offsets.committed([TopicPartition(by_partition_name, p) for p in pending])
+                committed = await self.first_stage_offsets.committed(
+                    [TopicPartition(self.by_partition_name, p) for p in pending]
+                )
             except KafkaError as exc:  # e.g. the coordinator moving: the next round reads them
                 log.warning("could not read the first stage's committed offsets: %s", exc)
                 return
-            ahead.committed({tp.partition: offset for tp, offset in committed.items()})
-        metrics.intake_ahead.set(ahead.scans)
+            self.ahead.committed({tp.partition: offset for tp, offset in committed.items()})
+        self.metrics.intake_ahead.set(self.ahead.scans)
 
-    async def purge_internal() -> None:
+    async def purge_internal(self) -> None:
         """Delete the internal records the group has committed: the topics keep the rest whatever their age."""
-        for name, state in ((by_partition_name, parcels_table), (by_hub_name, hubs_table)):
-            owned = [TopicPartition(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic == name]
+        for name, state in ((self.by_partition_name, self.parcels_table), (self.by_hub_name, self.hubs_table)):
+            owned = [
+                TopicPartition(tp.topic, tp.partition) for tp in self.app.consumer.assignment() if tp.topic == name
+            ]
             # Never past what the state has applied: Faust may have committed past records it skipped.
             applied = {tp: _offset(TableStore(state, tp.partition).get(applied_key(tp.partition))) for tp in owned}
             below = {tp: -1 if offset is None else offset + 1 for tp, offset in applied.items()}
             try:
-                await purge_group_partitions(settings.bootstrap, settings.app_id, owned, below)
+                await purge_group_partitions(self.settings.bootstrap, self.settings.app_id, owned, below)
             except KafkaError as exc:  # e.g. a leader moving: the next round purges it
                 log.warning("could not purge %s: %s", name, exc)
 
-    async def on_revoked(sender: object, revoked: set[TP], **kwargs: Any) -> None:
-        # In-memory state of revoked partitions would go stale; it is read again from the tables.
-        metrics.forget_hubs(sorted(hubs_seen))
-        hubs_seen.clear()
-        aggregators.clear()
-        merge.forget(merge.hubs)
-
-    app.task(consume_sources)
-    app.agent(by_partition, name="aggregate_partitions")(aggregate_partitions)
-    app.agent(by_hub, name="merge_hubs")(merge_hubs)
-    app.timer(LAG_INTERVAL_SECONDS)(guarded("the lag timer", report_lag))
-    app.timer(AHEAD_INTERVAL_SECONDS)(guarded("the intake's bound timer", follow_first_stage))
-    app.timer(TICK_INTERVAL_SECONDS)(guarded("the dwell timer", finalise_dwell))
-    app.timer(settings.purge_interval_seconds)(guarded("the internal topics' purge timer", purge_internal))
-    app.timer(HEARTBEAT_SECONDS)(heartbeat)
-    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    async def on_revoked(self, sender: object, revoked: set[TP], **kwargs: Any) -> None:
+        """In-memory state of revoked partitions would go stale; it is read again from the tables."""
+        self.metrics.forget_hubs(sorted(self.hubs_seen))
+        self.hubs_seen.clear()
+        self.aggregators.clear()
+        self.merge.forget(self.merge.hubs)
