@@ -332,7 +332,7 @@ class Pipeline:
             )
             self.metrics.internal_gaps.inc()
         try:
-            await self.app.consumer.seek(tp, offset)
+            await clients.faust_read_again(self.app, tp, offset)
         except Exception as exc:  # noqa: BLE001 - e.g. the partition just moved away: its new owner reads it
             log.warning("%s[%d]: could not seek to %d: %s", tp.topic, tp.partition, offset, exc)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import InvalidTimestampError, KafkaConnectionError
+from faust.types import TP, Message
 
 from streams.kafka.clients import (
     AdminConfig,
@@ -16,6 +18,7 @@ from streams.kafka.clients import (
     ConsumerConfig,
     InFlight,
     ProducerConfig,
+    forget_acks_from,
     new_admin,
     new_consumer,
     new_producer,
@@ -235,3 +238,37 @@ def test_track_topics_waits_for_new_topics_and_not_for_tracked_ones() -> None:
         return producer
 
     assert asyncio.run(run()).client.refreshes == 2
+
+
+@pytest.mark.parametrize("forget", [False, True], ids=["faust-alone", "acks-forgotten"])
+async def test_records_read_again_after_a_skip_are_committed_at_once_not_one_offset_per_commit(forget: bool) -> None:
+    """Faust's own ack bookkeeping: a skipped range it noted as a gap, then read again and acked."""
+    app = faust.App("t-read-again", broker="kafka://127.0.0.1:1", store="memory://")  # never connects
+    app.topics.acks_enabled_for = lambda topic: True  # type: ignore[method-assign]  # as for an agent's topic
+    consumer: Any = app.consumer
+    tp = TP("internal", 0)
+    consumer._committed_offset[tp] = 20  # noqa: SLF001 - the next offset to read
+
+    def ack(offset: int) -> None:
+        consumer.ack(Message("internal", 0, offset, 0.0, 0, None, b"k", b"v", None, tp=tp))
+
+    def commit() -> int | None:  # what Faust's commit takes, each commit interval
+        offset: int | None = consumer._new_offset(tp)  # noqa: SLF001
+        if offset is not None:
+            consumer._committed_offset[tp] = offset  # noqa: SLF001
+        return offset
+
+    ack(20)
+    ack(21)
+    await consumer._add_gap(tp, 22, 29)  # noqa: SLF001 - the consumer skipped 22..29, handed out 30..40
+    for offset in range(30, 41):
+        ack(offset)
+    if forget:  # what faust_read_again does after its seek back to 22
+        forget_acks_from(consumer, tp, 22)
+    for offset in range(22, 46):  # read again from 22
+        ack(offset)
+    commits = [commit() for _ in range(3)]
+    if forget:
+        assert commits == [46, None, None]
+    else:  # each offset 22..29 acked twice: Faust's commit crawls
+        assert commits == [23, 24, 25]
