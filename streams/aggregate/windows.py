@@ -279,10 +279,18 @@ def _end(key: WindowKey) -> int:
 
 
 def totals(windows: Iterable[ClosedWindow]) -> dict[tuple[str, str, int, int], tuple[int, int]]:
-    """Latest revision of each window: (hub, flow, size_ms, start_ms) -> (parcels, grams)."""
+    """The current value of each window: (hub, flow, size_ms, start_ms) -> (parcels, grams).
+
+    A window's counts only grow, so its current value is the record with the most parcels (then
+    grams, then the highest revision), whatever order the records come in. Not simply the last
+    or highest revision: a worker frozen past its session (its partitions given to another)
+    can still deliver the output it had in flight when it wakes, after its successor's — an older
+    count, under a revision number its successor has used too.
+    """
     latest: dict[tuple[str, str, int, int], tuple[int, int, int]] = {}
     for w in windows:
         key = (w.hub, w.flow, w.size_ms, w.start_ms)
-        if key not in latest or latest[key][2] <= w.revision:
-            latest[key] = (w.parcels, w.grams, w.revision)
+        value = (w.parcels, w.grams, w.revision)
+        if key not in latest or latest[key] < value:
+            latest[key] = value
     return {k: (p, g) for k, (p, g, _r) in latest.items()}

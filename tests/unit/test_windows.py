@@ -178,3 +178,14 @@ def test_state_written_by_the_previous_version_reads_the_same() -> None:
     apply(old, T0 + 3 * HOUR_MS, 9)
     apply(new, T0 + 3 * HOUR_MS, 9)
     assert close(old) == close(new) != []  # the derived indexes are rebuilt alike
+
+
+def test_the_current_value_of_a_window_is_its_largest_count_whatever_the_order_of_its_records() -> None:
+    """A frozen worker's stale revision arriving after its successor's does not take the window back."""
+    successor = [ClosedWindow("KUL", "inbound", T0, MINUTE_MS, 42, 709_044, 1)]
+    stale = [ClosedWindow("KUL", "inbound", T0, MINUTE_MS, 26, 432_723, 1)]  # same revision, delivered later
+    stale_later_revision = [ClosedWindow("KUL", "inbound", T0, MINUTE_MS, 30, 500_000, 2)]
+    for records in (successor + stale, stale + successor, successor + stale_later_revision):
+        assert totals(records) == {("KUL", "inbound", MINUTE_MS, T0): (42, 709_044)}
+    growing = [ClosedWindow("KUL", "sorted", T0, MINUTE_MS, n, n * 100, r) for r, n in enumerate((3, 5, 9), 1)]
+    assert totals(reversed(growing)) == {("KUL", "sorted", MINUTE_MS, T0): (9, 900)}
