@@ -11,9 +11,10 @@ import pytest
 from streams.events import from_mapping
 from streams.kafka.codec import Codec
 from streams.kafka.topics import Topics
-from tests.conftest import Broker
-from tests.helpers import KAFKA_SH, cli, days_ago_ms, free_port, unique_name
-from tests.integration.pipeline import read_all
+from tests.support.broker import Broker, days_ago_ms, free_port, unique_name
+from tests.support.paths import KAFKA_SH
+from tests.support.pipeline import read_all
+from tests.support.workers import cli
 
 pytestmark = pytest.mark.broker
 
@@ -82,7 +83,7 @@ def test_broker_script_reuses_a_running_broker(kafka_broker: Broker) -> None:
 
 
 def test_publish_a_large_file_with_progress(kafka_bootstrap: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tests.integration.scans import make_scan_file
+    from tests.support.scan_files import make_scan_file
 
     text, expected = make_scan_file(seed=3, parcels=600)
     path = tmp_path / "big.jsonl"

@@ -32,9 +32,10 @@ from streams.kafka.registry import SchemaRegistry
 from streams.kafka.topics import Source, Topics
 from streams.kafka.wire import confluent_header, subject_of
 from streams.settings import Settings
-from tests.helpers import WorkerProcess, cli, days_ago_ms, free_port, readiness, scrape, total, unique_name, wait_for
-from tests.integration.flows import closing_rows, make_flows
-from tests.integration.pipeline import assert_windows_equal_truth, publish_rows, read_all, wait_consumed
+from tests.support.broker import days_ago_ms, free_port, unique_name
+from tests.support.flows import closing_rows, make_flows
+from tests.support.pipeline import assert_windows_equal_truth, publish_rows, read_all, wait_consumed
+from tests.support.workers import WorkerProcess, cli, readiness, scrape, total, wait_for
 
 pytestmark = pytest.mark.broker
 

@@ -11,7 +11,7 @@ from streams.ingest.intake import DEADLETTER_HEADERS, Admitted, Rejected, admit,
 from streams.kafka.codec import Codec
 from streams.kafka.topics import Source
 from streams.worker.metrics import Metrics
-from tests.unit.test_events import ARRIVED, BREAKDOWN, LOADED, SORTED, T0
+from tests.support.scans import ARRIVED, BREAKDOWN, LOADED, SORTED, T0
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from streams.ingest.intake import MAX_FUTURE_MS, Admitted, Rejected, admit, inta
 from streams.kafka.codec import Codec
 from streams.kafka.topics import Source
 from streams.network import HUBS
-from tests.unit.test_events import BREAKDOWN, SORTED, T0
+from tests.support.scans import BREAKDOWN, SORTED, T0
 
 CODEC = Codec()
 NOW_MS = T0 + 600_000
