@@ -93,7 +93,7 @@ def test_publish_worker_metrics_and_deadletters(
     assert len(letters) == len(corrupt)
     found = set()
     for letter in letters:
-        headers = {k: v.decode() for k, v in letter.headers}  # type: ignore[attr-defined]
+        headers = {k: v.decode() for k, v in letter.headers}
         found.add(
             (
                 headers["source_topic"],
@@ -102,7 +102,7 @@ def test_publish_worker_metrics_and_deadletters(
                 letter.value,
                 headers["reason"],
             )
-        )  # type: ignore[attr-defined]
+        )
         assert headers["detail"]
     wanted = {(t, p, o, value, reason) for (t, p, o), (_t, value, reason) in zip(origins, corrupt, strict=True)}
     assert found == wanted

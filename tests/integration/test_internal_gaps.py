@@ -42,7 +42,7 @@ async def _forward_by_hand(
     await producer.start()
     try:
         by_partition = topics.by_partition(prefix)
-        before = await consumer.end_offsets(await partitions_of(consumer, [by_partition]))
+        before: dict[TopicPartition, int] = await consumer.end_offsets(await partitions_of(consumer, [by_partition]))
         sources = await partitions_of(consumer, list(topics.sources))
         ends = await consumer.end_offsets(sources)
         consumer.assign(sources)

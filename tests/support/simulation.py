@@ -179,18 +179,18 @@ def lifecycle_violations(events: Iterable[ScanEvent]) -> list[str]:
                 problems.append(f"{parcel}: built into {before.flight_id}, broken down from {after.flight_id}")
         for scan in scans:
             if scan.event_type == "ULD_BUILDUP":
-                departed = flight_departed.get(scan.flight_id or "")
-                if departed is not None and departed.event_time_ms <= scan.event_time_ms:
+                flight_left = flight_departed.get(scan.flight_id or "")
+                if flight_left is not None and flight_left.event_time_ms <= scan.event_time_ms:
                     problems.append(f"{parcel}: built into {scan.flight_id} after it departed")
             elif scan.event_type == "ULD_BREAKDOWN":
-                arrived = flight_arrived.get(scan.flight_id or "")
+                landed = flight_arrived.get(scan.flight_id or "")
                 # (a flight that landed before the simulated span has no FLIGHT_ARRIVED)
-                if arrived is not None and (arrived.event_time_ms >= scan.event_time_ms or arrived.hub != scan.hub):
+                if landed is not None and (landed.event_time_ms >= scan.event_time_ms or landed.hub != scan.hub):
                     problems.append(f"{parcel}: broken down from {scan.flight_id} before it arrived at {scan.hub}")
             elif scan.event_type == "LOADED":
-                trailer = truck_departed.get(scan.trailer_id or "")
-                if trailer is not None and not (
-                    trailer.event_time_ms > scan.event_time_ms and trailer.destination == scan.destination
+                truck_left = truck_departed.get(scan.trailer_id or "")
+                if truck_left is not None and not (
+                    truck_left.event_time_ms > scan.event_time_ms and truck_left.destination == scan.destination
                 ):
                     problems.append(f"{parcel}: loaded on {scan.trailer_id} after it left, or for another city")
     return problems

@@ -58,6 +58,7 @@ def test_without_history_older_data_is_an_unknown_schema(codec: Codec, tmp_path:
 def test_older_reader_decodes_newer_data_once_it_knows_the_writer(codec: Codec) -> None:
     event = VALID[0]
     v2 = parse_schema(v2_schema(event.source))
+    assert isinstance(v2, dict)
     record = {**to_record(event), "handling_code": "DG"}
     v2_bytes = codec.encode_record(event.source, record, v2)
     with pytest.raises(InvalidEvent) as caught:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.aggregate.aggregator import Limits
+from streams.aggregate.aggregator import BatchResult, Limits
 from streams.aggregate.observation import Observation, decode, encode, event_key
 from streams.aggregate.visits import Counted, counted_scans, decode_visit, encode_visit
 from streams.aggregate.windows import MINUTE_MS, WindowLimits, totals
@@ -34,8 +34,8 @@ def closing(offset: int) -> list[Observation]:
     ]
 
 
-def minute_totals(results: list[object]) -> dict[tuple[str, str, int], tuple[int, int]]:
-    windows = [w for r in results for w in r.closed]  # type: ignore[attr-defined]
+def minute_totals(results: list[BatchResult]) -> dict[tuple[str, str, int], tuple[int, int]]:
+    windows = [w for r in results for w in r.closed]
     return {
         (h, f, s): v for (h, f, size, s), v in totals(windows).items() if size == MINUTE_MS and s < HOUR_T0 + 3_000_000
     }

@@ -111,6 +111,7 @@ def test_evolution_by_id_a_newer_writer_and_an_older_reader() -> None:
     from fastavro.schema import parse_schema
 
     parsed_v2 = parse_schema(v2)
+    assert isinstance(parsed_v2, dict)
     body = v2_writer.encode_record(BREAKDOWN.source, record, parsed_v2)[10:]
     reader = Codec()
     reader.schema_ids.learn(2, json.dumps(v2))
@@ -141,6 +142,7 @@ def test_bytes_from_confluent_kafkas_serializer_decode_here() -> None:
     assert data is not None and data[:1] == b"\x00"
     schema_id = int.from_bytes(data[1:5], "big")
     found = registry.get_schema(schema_id)
+    assert found.schema_type is not None
     codec.schema_ids.learn(schema_id, found.schema_str, found.schema_type)
     assert codec.decode(data, Source.SORTER) == event
 
