@@ -9,4 +9,5 @@
 - ``flows``, ``scan_files``, ``simulation``: generated scans with their truth; the simulator's output read back.
 - ``stores``, ``stages``, ``producers``, ``schemas``: a dict state store, both aggregation stages in
   one process, aiokafka producer fakes, source schemas as a next release would ship them.
+- ``stored_forms``: state as only earlier versions stored it, to show it stays readable.
 """

@@ -15,6 +15,7 @@ from streams.aggregate.progress import PartitionProgress, Progress
 from streams.aggregate.windows import HOUR_MS, MINUTE_MS, HubWindows, Partial, WindowLimits
 from streams.kafka.topics import Source
 from tests.support.scans import HOUR_T0, parcel_life
+from tests.support.stored_forms import whole_state_v2
 from tests.support.stores import DictStore
 
 LIMITS = Limits(WindowLimits(grace_ms=60_000))
@@ -27,7 +28,7 @@ MERGE_HEAD = (
     b'{"max":1795028400000,"p":{"flight:0":1794999700000,"sorter:0":1794999880000,"truck:0":1795028400000,'
     b'"sorter:1":1794999630000},"dropped":1794978040000}'
 )
-WHOLE = (  # the whole state in one value (HubWindows.to_bytes, as the first stage stored it before heads)
+WHOLE = (  # the whole state in one value (version 2, as the first stage stored it before heads)
     b'\x02\x00\x00\x00\xb9{"hub":"KUL","max":1795010400005,"p":{"sorter:0":[1795010400000,4],'
     b'"sorter:1":[1795010400000,5],"flight:2":[1795010400005,9]},"late":{"sorted":1},"dropped":1795006740000,'
     b'"f":["sorted"]}\x00\x00\x00\x00\x00\x00\xea`\x00\x00\x00\x01\xa1\xee\xf5\x0f\x00\x00\x00\x00\x00\x00\x00\x00'
@@ -66,7 +67,7 @@ def _whole() -> bytes:
         w.emit(limits)
         w.drop_old(limits)
     w.apply("sorted", HOUR_T0 + 3 * HOUR_MS + 5, 1, "flight:2", 9, limits)
-    return w.to_bytes()
+    return whole_state_v2(w)
 
 
 def _digest(store: DictStore) -> str:
@@ -109,7 +110,7 @@ def test_the_whole_state_stored_before_reads_the_same() -> None:
     }
     loaded = HubWindows.from_bytes(WHOLE)
     assert loaded == HubWindows("KUL", progress, windows, {"sorted": 1}, HOUR_T0 + 2 * HOUR_MS - 60_000)
-    assert loaded.to_bytes() == WHOLE
+    assert whole_state_v2(loaded) == WHOLE
 
 
 def test_a_merge_head_stored_before_reads_as_the_same_progress() -> None:
