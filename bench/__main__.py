@@ -37,7 +37,7 @@ from typing import Any
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate_to_kafka
 from streams.simulate.config import parse_duration
-from tests.helpers import unique_name
+from tests.support.broker import unique_name
 
 from . import runs
 from .agreement import compare

@@ -31,7 +31,8 @@ from streams.simulate.config import SimConfig, parse_duration
 from streams.simulate.disorder import Emitter
 from streams.simulate.model import scan_rows
 from streams.simulate.run import simulate_to_files, simulate_to_kafka
-from tests.helpers import KAFKA_SH, free_port, unique_name
+from tests.support.broker import free_port, unique_name
+from tests.support.paths import KAFKA_SH
 
 from .common import START_MS
 

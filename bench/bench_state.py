@@ -18,8 +18,9 @@ from pathlib import Path
 
 from streams.network import HUBS
 from streams.settings import Settings
-from tests.helpers import WorkerProcess, scrape, total, unique_name, wait_for
-from tests.integration.pipeline import pipeline_done, publish_rows
+from tests.support.broker import unique_name
+from tests.support.pipeline import pipeline_done, publish_rows
+from tests.support.workers import WorkerProcess, scrape, total, wait_for
 
 from .common import broker, rss_mib, save, table
 

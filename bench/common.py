@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.helpers import KAFKA_SH, REGISTRY_SH, free_port
+from tests.support.broker import free_port
+from tests.support.paths import KAFKA_SH, REGISTRY_SH
 
 RESULTS = Path(__file__).resolve().parent / "results"
 START_MS = 1_795_392_000_000

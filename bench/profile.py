@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from typing import TypedDict
 
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?)(?::\d+)?\)$")
 
@@ -59,7 +60,16 @@ def area_of(file: str) -> str:
     return "other (stdlib, interpreter)"
 
 
-def summarise(text: str, top: int = 12) -> dict[str, object]:
+class Summary(TypedDict):
+    """What :func:`summarise` returns: shares of the samples, by area and by function."""
+
+    samples: int
+    self_share_by_area: dict[str, float]
+    inclusive_share_parcelflow_functions: dict[str, float]
+    inclusive_share_top_functions: dict[str, float]
+
+
+def summarise(text: str, top: int = 12) -> Summary:
     """Self time by area, and the functions that take the most time including their callees."""
     stacks = parse_collapsed(text)
     samples = sum(count for _, count in stacks)

@@ -31,8 +31,10 @@ from streams.processes import stop_processes
 from streams.replay.run import run_replay
 from streams.settings import Settings
 from streams.simulate import SimConfig, scan_events
-from tests.helpers import REPO, WorkerProcess, free_port, scrape, total, unique_name
-from tests.integration.pipeline import group_done, pipeline_done
+from tests.support.broker import free_port, unique_name
+from tests.support.paths import REPO
+from tests.support.pipeline import group_done, pipeline_done
+from tests.support.workers import WorkerProcess, scrape, total
 
 from .common import START_MS
 from .stats import cpu_per_event_by_hour, publish_to_count_latencies, quantile

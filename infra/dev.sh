@@ -72,7 +72,7 @@ run_tests() {
   say "ruff"
   "$venv/bin/ruff" check .
   say "mypy"
-  "$venv/bin/mypy" streams
+  "$venv/bin/mypy" streams tests bench
   say "pytest (unit, then the real broker)"
   "$venv/bin/pytest" "$@"
 }

@@ -58,17 +58,6 @@ SOURCE_FIELDS: dict[Source, tuple[str, ...]] = {
 }
 """Fields of each source's Avro record besides ``header`` (see ``schemas/*.avsc``)."""
 
-HEADER_FIELDS = (
-    "event_id",
-    "event_time",
-    "hub",
-    "read_point",
-    "event_type",
-    "parcel_id",
-    "weight_grams",
-    "schema_version",
-)
-
 
 class Flow(StrEnum):
     """What a parcel scan means for a hub's throughput."""

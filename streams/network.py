@@ -7,14 +7,6 @@ from dataclasses import dataclass
 HUBS: tuple[str, ...] = ("LGG", "HGH", "KUL", "DXB", "SVO")
 """Liège (European gateway), Hangzhou (origin), Kuala Lumpur, Dubai, Moscow."""
 
-HUB_NAMES: dict[str, str] = {
-    "LGG": "Liège",
-    "HGH": "Hangzhou",
-    "KUL": "Kuala Lumpur",
-    "DXB": "Dubai",
-    "SVO": "Moscow",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class City:

@@ -6,20 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import KAFKA_SH, REGISTRY_SH, RETENTION_CHECK_MS, WorkerProcess, free_port
-
-
-@dataclass(frozen=True)
-class Broker:
-    """The session's broker: its address, and its data dir when this session started it."""
-
-    bootstrap: str
-    data_dir: Path | None
+from tests.support.broker import RETENTION_CHECK_MS, Broker, free_port
+from tests.support.paths import KAFKA_SH, REGISTRY_SH
+from tests.support.workers import WorkerProcess
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ GRACE_MS = 120_000
 COMMIT_INTERVAL_S = 2.8  # Faust's default commit interval, so "all committed" is detected alike
 
 
-class ScanDeserializer(Deserializer):
+class ScanDeserializer(Deserializer):  # type: ignore[misc]  # quixstreams: untyped here (the peer venv)
     """Avro single-object bytes → the few fields the aggregation needs (hub, flow, time, grams)."""
 
     def __init__(self, codec: Codec) -> None:

@@ -192,19 +192,6 @@ class HubWindows:
             self.dropped_until_ms = horizon
         return dropped
 
-    def to_bytes(self) -> bytes:
-        """Serialise for the table: a version byte, the small part as JSON, the windows packed.
-
-        The windows are most of a hub's state (hours of minutes per flow), so they are packed
-        with ``struct`` — several times faster to write and read than JSON.
-        """
-        flows = sorted({flow for _size, flow, _start in self.windows})
-        index = {flow: i for i, flow in enumerate(flows)}
-        head = json.dumps({**self._head(), "f": flows}, separators=(",", ":")).encode()
-        pack = _WINDOW.pack
-        packed = b"".join(pack(s, index[f], st, *c) for (s, f, st), c in self.windows.items())
-        return _VERSION_2 + _HEAD_SIZE.pack(len(head)) + head + packed
-
     def head_bytes(self, version: int) -> bytes:
         """Serialise all but the windows (stored as keys of their own), with the batch ``version``."""
         return _VERSION_3 + json.dumps({**self._head(), "v": version}, separators=(",", ":")).encode()
@@ -217,12 +204,16 @@ class HubWindows:
 
     @staticmethod
     def is_head(data: bytes) -> bool:
-        """Whether a hub value is a head (:meth:`head_bytes`) rather than the whole state (:meth:`to_bytes`)."""
+        """Whether a hub value is a head (:meth:`head_bytes`) rather than the whole state (:meth:`from_bytes`)."""
         return data[:1] == _VERSION_3
 
     @classmethod
     def from_bytes(cls, data: bytes) -> HubWindows:
-        """Inverse of :meth:`to_bytes`; also reads the JSON form written before version 2."""
+        """Read the whole state in one value, as the first stage stored a hub before heads.
+
+        Version 2 (a version byte, the small part as JSON, the windows packed with ``struct``), or
+        the JSON form before it. Nothing writes either now; both stay readable.
+        """
         if data[:1] != _VERSION_2:
             raw: dict[str, Any] = json.loads(data)
             windows = {(w[0], w[1], w[2]): list(w[3:]) for w in raw["w"]}

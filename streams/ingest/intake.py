@@ -14,9 +14,6 @@ from streams.events import InvalidEvent, Reason, ScanEvent, ms_to_datetime
 from streams.kafka.codec import Codec
 from streams.kafka.topics import Source
 
-DEADLETTER_HEADERS = ("source_topic", "source_partition", "source_offset", "reason", "detail")
-"""Headers every dead letter carries, beside its original key and bytes."""
-
 MAX_FUTURE_MS = 3_600_000
 """Default clock skew allowed: Kafka's own ``log.message.timestamp.after.max.ms`` (one hour)."""
 

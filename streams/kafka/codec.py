@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint, load_schema_ordered, parse_schema, to_parsing_canonical_form
+from fastavro.types import Schema
 
 from streams.aggregate.windows import ClosedWindow
 from streams.events import (
@@ -66,7 +67,7 @@ def schema_dir() -> Path:
     return packaged if packaged.is_dir() else package.parent / "schemas"
 
 
-def schema_fingerprint(schema: dict[str, Any]) -> bytes:
+def schema_fingerprint(schema: Schema) -> bytes:
     """The 8 bytes that name ``schema`` on the wire (CRC-64-AVRO of its canonical form)."""
     return bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
 

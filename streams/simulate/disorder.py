@@ -35,7 +35,6 @@ CORRUPT_GARBAGE = 4
 CORRUPT_INVALID = 5
 CORRUPT = CORRUPT_TRUNCATED
 """Marks at or above this are corrupt records."""
-MARK_NAMES = ("normal", "disordered", "late", "corrupt_truncated", "corrupt_garbage", "corrupt_invalid")
 
 Emission = tuple[int, int, Row]
 """(simulated clock at emission in epoch ms, mark, row)."""

@@ -17,8 +17,6 @@ from streams.simulate.disorder import CORRUPT
 from streams.simulate.render import JsonLines, avro_record, corrupt_bytes, corrupt_line, invalid_row
 from streams.simulate.rows import Row, to_event
 
-FILE_FORMATS = ("jsonl", "avro")
-
 
 class Sink(Protocol):
     """A synchronous destination of emitted records."""

@@ -19,9 +19,11 @@ from streams.events import ScanEvent
 from streams.kafka.codec import Codec
 from streams.kafka.topics import Source, Topics
 from streams.settings import Settings
-from tests.helpers import REPO, WorkerProcess, days_ago_ms, readiness, scrape, total, unique_name
-from tests.integration.flows import closing_rows, make_flows
-from tests.integration.pipeline import assert_windows_equal_truth, publish_rows, read_all, wait_consumed
+from tests.support.broker import days_ago_ms, unique_name
+from tests.support.flows import closing_rows, make_flows
+from tests.support.paths import REPO
+from tests.support.pipeline import assert_windows_equal_truth, publish_rows, read_all, wait_consumed
+from tests.support.workers import WorkerProcess, readiness, scrape, total
 
 pytestmark = pytest.mark.broker
 

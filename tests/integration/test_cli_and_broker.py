@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from streams.events import from_mapping
 from streams.kafka.codec import Codec
 from streams.kafka.topics import Topics
-from tests.conftest import Broker
-from tests.helpers import KAFKA_SH, cli, days_ago_ms, free_port, unique_name
-from tests.integration.pipeline import read_all
+from tests.support.broker import Broker, days_ago_ms, free_port, unique_name
+from tests.support.paths import KAFKA_SH
+from tests.support.pipeline import read_all
+from tests.support.workers import cli
 
 pytestmark = pytest.mark.broker
 
@@ -36,16 +38,17 @@ def test_publish_csv_from_stdin_lands_on_source_topics_keyed_and_timestamped(kaf
     topics = Topics(prefix)
     records = read_all(kafka_bootstrap, list(topics.sources), at_least=3)
     codec = Codec()
-    got = {(r.topic, r.key, r.timestamp, codec.decode(r.value)) for r in records}  # type: ignore[attr-defined]
+    got = {(r.topic, r.key, r.timestamp, codec.decode(r.value)) for r in records}
     rows = [dict(zip(CSV.splitlines()[0].split(","), line.split(","), strict=True)) for line in CSV.splitlines()[1:]]
     wanted = set()
     for row in (rows[0], rows[1], rows[3]):
         event = from_mapping(row)
-        wanted.add((topics.source(event.source), event.parcel_id.encode(), event.event_time_ms, event))  # type: ignore[union-attr]
+        assert event.parcel_id is not None
+        wanted.add((topics.source(event.source), event.parcel_id.encode(), event.event_time_ms, event))
     assert got == wanted
 
 
-def test_publish_all_valid_exits_zero(kafka_bootstrap: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_publish_all_valid_exits_zero(kafka_bootstrap: str, tmp_path: Path) -> None:
     path = tmp_path / "ok.csv"
     path.write_text("\n".join(CSV.splitlines()[:3]) + "\n")
     result = cli("publish", str(path), "--bootstrap", kafka_bootstrap, "--prefix", unique_name("ok"))
@@ -53,7 +56,7 @@ def test_publish_all_valid_exits_zero(kafka_bootstrap: str, tmp_path) -> None:  
     assert "sent 2, rejected 0" in result.stderr
 
 
-def test_unreachable_broker_is_one_clear_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_broker_is_one_clear_line(tmp_path: Path) -> None:
     path = tmp_path / "ok.csv"
     path.write_text(CSV)
     result = cli("publish", str(path), "--bootstrap", f"127.0.0.1:{free_port()}", timeout=60)
@@ -81,8 +84,8 @@ def test_broker_script_reuses_a_running_broker(kafka_broker: Broker) -> None:
     assert status.returncode == 0 and kafka_broker.bootstrap in status.stdout
 
 
-def test_publish_a_large_file_with_progress(kafka_bootstrap: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tests.integration.scans import make_scan_file
+def test_publish_a_large_file_with_progress(kafka_bootstrap: str, tmp_path: Path) -> None:
+    from tests.support.scan_files import make_scan_file
 
     text, expected = make_scan_file(seed=3, parcels=600)
     path = tmp_path / "big.jsonl"
@@ -93,7 +96,9 @@ def test_publish_a_large_file_with_progress(kafka_bootstrap: str, tmp_path) -> N
     assert f"sent {len(expected.rows)}, rejected {len(expected.bad_lines)}" in result.stderr
 
 
-def test_a_line_the_broker_refuses_is_named_and_every_other_line_is_delivered(kafka_bootstrap: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_line_the_broker_refuses_is_named_and_every_other_line_is_delivered(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
     start_ms, future_ms = days_ago_ms(30), int(time.time() * 1000) + 2 * 24 * 3_600_000  # refused: > 1 h ahead
     rows = [
         {
@@ -118,5 +123,5 @@ def test_a_line_the_broker_refuses_is_named_and_every_other_line_is_delivered(ka
     assert "sent 299, rejected 1" in result.stderr
 
     records = read_all(kafka_bootstrap, list(Topics(prefix).sources), at_least=299)
-    ids = sorted(Codec().decode(r.value).event_id for r in records)  # type: ignore[attr-defined]
+    ids = sorted(Codec().decode(r.value).event_id for r in records)
     assert ids == sorted(f"r{n}" for n in range(1, 301) if n != 150)  # every other line, each once

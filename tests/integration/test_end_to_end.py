@@ -7,14 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from streams.events import ScanEvent, to_record
 from streams.kafka.codec import Codec
 from streams.kafka.topics import Source, Topics
-from tests.helpers import WorkerProcess, cli, scrape, total, unique_name, wait_for
-from tests.integration.pipeline import read_all
-from tests.integration.scans import make_scan_file
+from tests.support.broker import unique_name
+from tests.support.pipeline import read_all, send_raw
+from tests.support.scan_files import make_scan_file
+from tests.support.workers import WorkerProcess, cli, scrape, total, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -35,19 +35,6 @@ def corrupt_records(topics: Topics) -> list[tuple[str, bytes, str]]:
         (sorter, codec.encode_record(Source.SORTER, bad_hub), "unknown_hub"),
         (truck, b"", "undecodable"),
     ]
-
-
-async def send_raw(bootstrap: str, records: list[tuple[str, bytes, str]]) -> list[tuple[str, int, int]]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        sent = []
-        for topic, value, _reason in records:
-            meta = await producer.send_and_wait(topic, value=value, key=b"corrupt")
-            sent.append((meta.topic, meta.partition, meta.offset))
-        return sent
-    finally:
-        await producer.stop()
 
 
 def test_publish_worker_metrics_and_deadletters(
@@ -106,7 +93,7 @@ def test_publish_worker_metrics_and_deadletters(
     assert len(letters) == len(corrupt)
     found = set()
     for letter in letters:
-        headers = {k: v.decode() for k, v in letter.headers}  # type: ignore[attr-defined]
+        headers = {k: v.decode() for k, v in letter.headers}
         found.add(
             (
                 headers["source_topic"],
@@ -115,7 +102,7 @@ def test_publish_worker_metrics_and_deadletters(
                 letter.value,
                 headers["reason"],
             )
-        )  # type: ignore[attr-defined]
+        )
         assert headers["detail"]
     wanted = {(t, p, o, value, reason) for (t, p, o), (_t, value, reason) in zip(origins, corrupt, strict=True)}
     assert found == wanted

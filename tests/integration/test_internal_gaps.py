@@ -16,9 +16,10 @@ from streams.kafka.clients import partitions_of
 from streams.kafka.codec import Codec
 from streams.kafka.topics import Topics, first_stage_partition
 from streams.settings import Settings
-from tests.helpers import WorkerProcess, scrape, total, unique_name, wait_for
-from tests.integration.flows import closing_rows, make_flows
-from tests.integration.pipeline import assert_windows_equal_truth, offsets, publish_rows, wait_consumed
+from tests.support.broker import unique_name
+from tests.support.flows import closing_rows, make_flows
+from tests.support.pipeline import assert_windows_equal_truth, offsets, publish_rows, wait_consumed
+from tests.support.workers import WorkerProcess, scrape, total, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -41,7 +42,7 @@ async def _forward_by_hand(
     await producer.start()
     try:
         by_partition = topics.by_partition(prefix)
-        before = await consumer.end_offsets(await partitions_of(consumer, [by_partition]))
+        before: dict[TopicPartition, int] = await consumer.end_offsets(await partitions_of(consumer, [by_partition]))
         sources = await partitions_of(consumer, list(topics.sources))
         ends = await consumer.end_offsets(sources)
         consumer.assign(sources)

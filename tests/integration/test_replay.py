@@ -22,8 +22,10 @@ from streams.replay.republish import ReplayRecord, republish, topic_records
 from streams.replay.run import clean_namespace, namespace_sizes, run_replay
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate_to_kafka
-from tests.helpers import REPO, WorkerProcess, days_ago_ms, free_port, free_ports, unique_name, wait_for
-from tests.integration.pipeline import pipeline_done, publish_rows, read_windows
+from tests.support.broker import days_ago_ms, free_port, free_ports, unique_name
+from tests.support.paths import REPO
+from tests.support.pipeline import pipeline_done, publish_rows, read_windows
+from tests.support.workers import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.broker
 

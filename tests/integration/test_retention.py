@@ -16,9 +16,10 @@ from streams.durations import UNLIMITED
 from streams.kafka.admin import ensure_topics, topic_retentions
 from streams.kafka.topics import Topics
 from streams.settings import Settings
-from tests.helpers import RETENTION_CHECK_MS, WorkerProcess, cli, days_ago_ms, unique_name, wait_for
-from tests.integration.flows import closing_rows, make_flows
-from tests.integration.pipeline import assert_windows_equal_truth, offsets, publish_rows, wait_consumed
+from tests.support.broker import RETENTION_CHECK_MS, days_ago_ms, unique_name
+from tests.support.flows import closing_rows, make_flows
+from tests.support.pipeline import assert_windows_equal_truth, offsets, publish_rows, wait_consumed
+from tests.support.workers import WorkerProcess, cli, wait_for
 
 pytestmark = pytest.mark.broker
 

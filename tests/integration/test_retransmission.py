@@ -11,9 +11,11 @@ import pytest
 
 from streams.kafka.topics import Topics
 from streams.settings import Settings
-from tests.helpers import WorkerProcess, cli, days_ago_ms, scrape, total, unique_name
-from tests.integration.flows import FLOW, Flows, closing_rows, make_flows
-from tests.integration.pipeline import assert_windows_equal_truth, publish_rows, wait_consumed
+from tests.support.broker import days_ago_ms, unique_name
+from tests.support.flows import Flows, closing_rows, make_flows
+from tests.support.network import FLOW
+from tests.support.pipeline import assert_windows_equal_truth, publish_rows, wait_consumed
+from tests.support.workers import WorkerProcess, cli, scrape, total
 
 pytestmark = pytest.mark.broker
 

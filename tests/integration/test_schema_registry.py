@@ -32,9 +32,10 @@ from streams.kafka.registry import SchemaRegistry
 from streams.kafka.topics import Source, Topics
 from streams.kafka.wire import confluent_header, subject_of
 from streams.settings import Settings
-from tests.helpers import WorkerProcess, cli, days_ago_ms, free_port, readiness, scrape, total, unique_name, wait_for
-from tests.integration.flows import closing_rows, make_flows
-from tests.integration.pipeline import assert_windows_equal_truth, publish_rows, read_all, wait_consumed
+from tests.support.broker import days_ago_ms, free_port, unique_name
+from tests.support.flows import closing_rows, make_flows
+from tests.support.pipeline import assert_windows_equal_truth, publish_rows, read_all, wait_consumed
+from tests.support.workers import WorkerProcess, cli, readiness, scrape, total, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -112,6 +113,7 @@ def test_scans_from_confluent_kafkas_serializer_are_counted_exactly_and_windows_
         kafka_bootstrap, topics.throughput, flows, confluent_windows(schema_registry, topics.throughput)
     )
     latest = SchemaRegistryClient({"url": schema_registry}).get_latest_version(subject_of(topics.throughput))
+    assert latest.schema.schema_str is not None
     assert json.loads(latest.schema.schema_str)["name"] == "Throughput"
 
 
@@ -135,6 +137,7 @@ def test_single_object_and_confluent_v1_and_v2_records_on_one_topic_are_all_coun
     single_object = Codec()
     v2 = _v2(Source.SORTER)
     v2_parsed = parse_schema(v2)
+    assert isinstance(v2_parsed, dict)
     sorter_subject = subject_of(topics.source(Source.SORTER))
     kinds = {"single-object": 0, "confluent v1": 0, "confluent v2": 0}
     unknown = confluent_header(UNKNOWN_ID) + single_object.encode(from_mapping(rows[0]))[10:]
@@ -165,7 +168,8 @@ def test_single_object_and_confluent_v1_and_v2_records_on_one_topic_are_all_coun
     assert min(kinds.values()) > 500, kinds
     client = SchemaRegistryClient({"url": schema_registry})
     assert len(client.get_versions(sorter_subject)) == 2
-    assert "handling_code" in client.get_latest_version(sorter_subject).schema.schema_str  # v2 is the latest
+    latest_sorter = client.get_latest_version(sorter_subject).schema.schema_str
+    assert latest_sorter is not None and "handling_code" in latest_sorter  # v2 is the latest
 
     worker = start_worker(prefix, registry=schema_registry)
     wait_consumed(kafka_bootstrap, prefix, worker)

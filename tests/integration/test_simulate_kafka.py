@@ -10,9 +10,10 @@ import pytest
 from streams.events import InvalidEvent, Reason, ScanEvent
 from streams.kafka.codec import Codec
 from streams.kafka.topics import Source, Topics
-from tests.helpers import cli, unique_name
-from tests.integration.pipeline import read_all
-from tests.simulation import read_jsonl_dir
+from tests.support.broker import unique_name
+from tests.support.pipeline import read_all
+from tests.support.simulation import read_jsonl_dir
+from tests.support.workers import cli
 
 pytestmark = pytest.mark.broker
 

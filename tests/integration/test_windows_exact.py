@@ -10,9 +10,10 @@ import pytest
 
 from streams.kafka.topics import Topics
 from streams.settings import Settings
-from tests.helpers import WorkerProcess, scrape, total, unique_name, wait_for
-from tests.integration.flows import HUBS, Flows, closing_rows, make_flows
-from tests.integration.pipeline import (
+from tests.support.broker import unique_name
+from tests.support.flows import Flows, closing_rows, make_flows
+from tests.support.network import HUBS
+from tests.support.pipeline import (
     assert_windows_equal_truth,
     bucket_of,
     explain_windows,
@@ -20,6 +21,7 @@ from tests.integration.pipeline import (
     pipeline_done,
     publish_rows,
 )
+from tests.support.workers import WorkerProcess, scrape, total, wait_for
 
 pytestmark = pytest.mark.broker
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import REPO
+from tests.support.paths import REPO
 
 PROMETHEUS_DIR = REPO / "infra" / "prometheus"
 GRAFANA_DIR = REPO / "infra" / "grafana"

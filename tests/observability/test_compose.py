@@ -15,8 +15,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.helpers import REPO
 from tests.observability.promql import GRAFANA_DIR, PROMETHEUS_DIR, load_yaml, require_tool
+from tests.support.paths import REPO
 
 COMPOSE = REPO / "docker-compose.yml"
 SPEC = load_yaml(COMPOSE)

@@ -40,10 +40,6 @@ import yaml
 from streams.kafka.topics import Source, Topics
 from streams.processes import stop_processes
 from streams.settings import Settings
-from tests.helpers import WorkerProcess, free_port, unique_name, wait_for
-from tests.integration.flows import closing_rows, make_flows
-from tests.integration.pipeline import publish_rows
-from tests.integration.test_end_to_end import send_raw
 from tests.observability.promql import (
     PROMETHEUS_DIR,
     RULE_FILES,
@@ -57,6 +53,10 @@ from tests.observability.promql import (
     substitute,
     variable_queries,
 )
+from tests.support.broker import free_port, unique_name
+from tests.support.flows import closing_rows, make_flows
+from tests.support.pipeline import publish_rows, send_raw
+from tests.support.workers import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.broker
 

@@ -2,105 +2,47 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable
 
 import pytest
 
 from streams.aggregate.aggregator import (
-    BatchResult,
     HubAggregator,
     Limits,
     StagedStore,
-    StateStore,
     applied_key,
     in_sequence,
     process_isolating_failures,
 )
 from streams.aggregate.observation import Observation, decode, decode_batch, encode, encode_batch
-from streams.aggregate.partials import HubMerge
 from streams.aggregate.windows import HOUR_MS, MINUTE_MS, Outcome, WindowLimits, totals
 from streams.kafka.topics import Source
-
-T0 = 1_795_000_000_000 - 1_795_000_000_000 % HOUR_MS
-
-
-class DictStore:
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-        self.writes: list[tuple[bytes, bytes | None]] = []
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self.data[key] = value
-        self.writes.append((key, value))
-
-    def delete(self, key: bytes) -> None:
-        self.data.pop(key, None)
-        self.writes.append((key, None))
-
-    def keys(self, prefix: bytes = b"") -> Iterable[bytes]:
-        return [k for k in self.data if k.startswith(prefix)]
-
-
-class TwoStages:
-    """The first stage on a given store, its partials merged at once by the second (the worker goes via Kafka)."""
-
-    def __init__(self, limits: Limits | None = None, merge_store: DictStore | None = None) -> None:
-        self.limits = limits or Limits()
-        self.first = HubAggregator(self.limits)
-        self.merge = HubMerge(self.limits.windows)  # its state is read from merge_store, as after a restart
-        self.merge_store = merge_store if merge_store is not None else DictStore()
-
-    def process(self, store: StateStore, observations: Iterable[Observation], now: float) -> BatchResult:
-        return self.merged(self.first.process(store, observations, now))
-
-    def merged(self, result: BatchResult) -> BatchResult:
-        """``result`` with the windows its partials closed and the hubs' watermarks."""
-        merged = self.merge.apply(self.merge_store, result.partials)
-        result.closed, result.watermark_ms = merged.closed, merged.watermark_ms
-        result.outcomes.update(merged.outcomes)
-        return result
-
-    def restarted(self) -> TwoStages:
-        """A new process on the same merge store (the first stage's store is passed to each call)."""
-        return TwoStages(self.limits, self.merge_store)
-
+from tests.support.scans import HOUR_T0, parcel_life
+from tests.support.stages import TwoStages
+from tests.support.stores import DictStore
 
 CLOSERS = (("ULD_BREAKDOWN", Source.FLIGHT), ("SORTED", Source.SORTER), ("LOADED", Source.TRUCK))
 """A scan of each source, to move every source partition on."""
 
 
-def parcel_life(parcel: str, hub: str, t: int, offset: int, grams: int = 500) -> list[Observation]:
-    """Breakdown, induct, sort, load: 1 + 2 + 10 minutes apart, all from partition 0 of each topic."""
-    return [
-        Observation(hub, "ULD_BREAKDOWN", t, grams, Source.FLIGHT, 0, offset, parcel),
-        Observation(hub, "INDUCTED", t + 60_000, grams, Source.SORTER, 0, 2 * offset, parcel),
-        Observation(hub, "SORTED", t + 180_000, grams, Source.SORTER, 0, 2 * offset + 1, parcel),
-        Observation(hub, "LOADED", t + 780_000, grams, Source.TRUCK, 0, offset, parcel),
-    ]
-
-
 def test_observation_round_trip() -> None:
-    obs = Observation("LGG", "SORTED", T0, 480, Source.SORTER, 5, 123456789, "P-ü-1")
+    obs = Observation("LGG", "SORTED", HOUR_T0, 480, Source.SORTER, 5, 123456789, "P-ü-1")
     assert decode(encode(obs)) == obs
-    many = [obs, Observation("KUL", "LOADED", T0 + 1, 1, Source.TRUCK, 0, 0, "Q"), obs]
+    many = [obs, Observation("KUL", "LOADED", HOUR_T0 + 1, 1, Source.TRUCK, 0, 0, "Q"), obs]
     assert decode_batch(encode_batch(many)) == many
     assert decode_batch(b"") == []
     assert obs.flow == "sorted" and not obs.outbound
-    assert Observation("LGG", "ULD_BUILDUP", T0, 1, Source.FLIGHT, 0, 0, "P").outbound
+    assert Observation("LGG", "ULD_BUILDUP", HOUR_T0, 1, Source.FLIGHT, 0, 0, "P").outbound
 
 
 def test_windows_dwell_and_backlog_from_parcel_lives() -> None:
     store, stages = DictStore(), TwoStages(Limits(WindowLimits(grace_ms=60_000)))
     agg = stages.first
-    lives = [parcel_life(f"P{i}", "LGG", T0 + i * 1000, i) for i in range(1, 50)]
+    lives = [parcel_life(f"P{i}", "LGG", HOUR_T0 + i * 1000, i) for i in range(1, 50)]
     events = sorted((o for life in lives for o in life), key=lambda o: o.event_time_ms)
     first = stages.process(store, events[:60], now=0.0)
     assert first.backlog["LGG"] == len({o.parcel_id for o in events[:60]}) - sum(o.outbound for o in events[:60])
     result = stages.process(
-        store, events[60:] + [Observation("LGG", "SORTED", T0 + 3 * HOUR_MS, 1, Source.SORTER, 1, 1, "X")], now=0.0
+        store, events[60:] + [Observation("LGG", "SORTED", HOUR_T0 + 3 * HOUR_MS, 1, Source.SORTER, 1, 1, "X")], now=0.0
     )
     assert result.backlog["LGG"] == 1  # only parcel X is still in the hub
     closed = totals(first.closed + result.closed)
@@ -115,9 +57,11 @@ def test_windows_dwell_and_backlog_from_parcel_lives() -> None:
 def test_dwell_waits_for_a_lagging_partition_that_still_delivers() -> None:
     """The truck topic read hours ahead: a departure is final only once the flight scans are in."""
     store, agg = DictStore(), HubAggregator()
-    life = parcel_life("P1", "LGG", T0, 1)
-    ahead = [Observation("LGG", "LOADED", T0 + h * HOUR_MS, 1, Source.TRUCK, 0, 10 + h, f"Q{h}") for h in range(1, 4)]
-    other = Observation("LGG", "ULD_BREAKDOWN", T0 - 60_000, 1, Source.FLIGHT, 0, 0, "OTHER")
+    life = parcel_life("P1", "LGG", HOUR_T0, 1)
+    ahead = [
+        Observation("LGG", "LOADED", HOUR_T0 + h * HOUR_MS, 1, Source.TRUCK, 0, 10 + h, f"Q{h}") for h in range(1, 4)
+    ]
+    other = Observation("LGG", "ULD_BREAKDOWN", HOUR_T0 - 60_000, 1, Source.FLIGHT, 0, 0, "OTHER")
     early = agg.process(store, [other, life[3], *ahead], now=0.0)  # departure first, truck:0 far ahead
     assert early.dwell_seconds == []  # flight:0 is behind but delivering: wait for it
     agg.process(store, [life[0]], now=1.0)  # the flight partition delivers the breakdown
@@ -129,7 +73,7 @@ def test_dwell_waits_for_a_lagging_partition_that_still_delivers() -> None:
 def test_the_last_departures_are_final_once_every_source_partition_fell_silent() -> None:
     """No later scan moves this partition's event time past them: silence alone makes them final."""
     store, agg = DictStore(), HubAggregator()
-    agg.process(store, parcel_life("P1", "HGH", T0, 1), now=0.0)
+    agg.process(store, parcel_life("P1", "HGH", HOUR_T0, 1), now=0.0)
     assert agg.tick(lambda hub: store, now=5.0).dwell_seconds == []  # its partitions may still deliver
     assert agg.tick(lambda hub: store, now=30.0).dwell_seconds == [("HGH", 780.0)]
 
@@ -138,7 +82,7 @@ def test_a_batch_replayed_after_a_crash_changes_nothing() -> None:
     """Recovery: the table holds the visits of a half-written batch but not the hub value."""
     rng = random.Random(4)
     events = sorted(
-        (o for i in range(1, 200) for o in parcel_life(f"P{i}", "KUL", T0 + rng.randrange(HOUR_MS), i)),
+        (o for i in range(1, 200) for o in parcel_life(f"P{i}", "KUL", HOUR_T0 + rng.randrange(HOUR_MS), i)),
         key=lambda o: o.event_time_ms,
     )
     batches = [events[i : i + 37] for i in range(0, len(events), 37)]
@@ -181,9 +125,9 @@ def _in_offset_order(events: list[Observation]) -> list[Observation]:
 def test_windows_stored_without_their_head_are_read_as_before_and_the_batch_counts_once(reached: float) -> None:
     """A crash after some of a batch's writes (visits, then windows) reached the store, not the head."""
     rng = random.Random(7)
-    lives = (o for i in range(300) for o in parcel_life(f"P{i}", "KUL", T0 + rng.randrange(HOUR_MS), 0))
+    lives = (o for i in range(300) for o in parcel_life(f"P{i}", "KUL", HOUR_T0 + rng.randrange(HOUR_MS), 0))
     events = _in_offset_order(sorted(lives, key=lambda o: o.event_time_ms))
-    events += [Observation("KUL", t, T0 + 5 * HOUR_MS, 1, s, 0, 10**6, "END") for t, s in CLOSERS]
+    events += [Observation("KUL", t, HOUR_T0 + 5 * HOUR_MS, 1, s, 0, 10**6, "END") for t, s in CLOSERS]
     batches = [events[i : i + 50] for i in range(0, len(events), 50)]
     clean_store, clean = DictStore(), TwoStages()
     expected = totals(w for b in batches for w in clean.process(clean_store, b, now=0.0).closed)
@@ -208,7 +152,7 @@ def test_windows_stored_without_their_head_are_read_as_before_and_the_batch_coun
 
 def test_duplicates_are_counted_not_applied() -> None:
     store, agg = DictStore(), HubAggregator()
-    life = parcel_life("P1", "DXB", T0, 1)
+    life = parcel_life("P1", "DXB", HOUR_T0, 1)
     agg.process(store, life, now=0.0)
     again = agg.process(store, life, now=0.0)
     assert again.outcomes[("DXB", "inbound", Outcome.DUPLICATE)] == 1
@@ -219,8 +163,8 @@ def test_duplicates_are_counted_not_applied() -> None:
 def test_old_departures_and_endless_visits_expire_once_every_partition_passed() -> None:
     store = DictStore()
     agg = HubAggregator(Limits(departed_ttl_ms=HOUR_MS, open_ttl_ms=5 * HOUR_MS))
-    stuck = Observation("SVO", "INDUCTED", T0, 1, Source.SORTER, 3, 1, "STUCK")
-    agg.process(store, parcel_life("GONE", "SVO", T0, 1) + [stuck], now=0.0)
+    stuck = Observation("SVO", "INDUCTED", HOUR_T0, 1, Source.SORTER, 3, 1, "STUCK")
+    agg.process(store, parcel_life("GONE", "SVO", HOUR_T0, 1) + [stuck], now=0.0)
     assert b"SVO/GONE" in store.data and b"SVO/STUCK" in store.data
 
     def everyone_at(t: int, offset: int) -> list[Observation]:
@@ -234,13 +178,13 @@ def test_old_departures_and_endless_visits_expire_once_every_partition_passed() 
         ]
 
     only_sorter = agg.process(
-        store, [Observation("SVO", "SORTED", T0 + 3 * HOUR_MS, 1, Source.SORTER, 0, 9, "N")], now=0.0
+        store, [Observation("SVO", "SORTED", HOUR_T0 + 3 * HOUR_MS, 1, Source.SORTER, 0, 9, "N")], now=0.0
     )
     assert b"SVO/GONE" in store.data  # the flight and truck partitions have not moved on yet
     assert only_sorter.backlog["SVO"] == 2
-    agg.process(store, everyone_at(T0 + 3 * HOUR_MS, 10), now=0.0)
+    agg.process(store, everyone_at(HOUR_T0 + 3 * HOUR_MS, 10), now=0.0)
     assert b"SVO/GONE" not in store.data and b"SVO/STUCK" in store.data
-    latest = agg.process(store, everyone_at(T0 + 6 * HOUR_MS, 11), now=0.0)
+    latest = agg.process(store, everyone_at(HOUR_T0 + 6 * HOUR_MS, 11), now=0.0)
     assert b"SVO/STUCK" not in store.data
     assert latest.expired_visits["SVO"] == 1 and latest.backlog["SVO"] == 1  # N is still in the hub
 
@@ -258,9 +202,11 @@ class PoisonedAggregator(HubAggregator):
 
 def _two_hub_records() -> list[tuple[int, list[Observation]]]:
     """By-hub records of LGG (applied first) and KUL; hours of scans, so the batch closes windows."""
-    lgg = [o for i in range(1, 40) for o in parcel_life(f"L{i}", "LGG", T0 + i * 60_000, i)]
-    kul = [o for i in range(1, 40) for o in parcel_life(f"K{i}", "KUL", T0 + i * 60_000, 100 + i)]
-    late = [Observation(hub, "LOADED", T0 + 3 * HOUR_MS, 1, Source.TRUCK, 1, 1, f"END-{hub}") for hub in ("LGG", "KUL")]
+    lgg = [o for i in range(1, 40) for o in parcel_life(f"L{i}", "LGG", HOUR_T0 + i * 60_000, i)]
+    kul = [o for i in range(1, 40) for o in parcel_life(f"K{i}", "KUL", HOUR_T0 + i * 60_000, 100 + i)]
+    late = [
+        Observation(hub, "LOADED", HOUR_T0 + 3 * HOUR_MS, 1, Source.TRUCK, 1, 1, f"END-{hub}") for hub in ("LGG", "KUL")
+    ]
     return [(0, sorted(lgg, key=lambda o: o.event_time_ms)), (1, sorted(kul, key=lambda o: o.event_time_ms) + late)]
 
 
@@ -289,7 +235,7 @@ def test_a_scan_that_breaks_the_aggregation_is_left_out_and_the_rest_applied_exa
     clean = TwoStages().merged(clean)
     assert no_failures == [] and clean.closed
 
-    poison = Observation("KUL", "SORTED", T0 + 20 * 60_000, 7, Source.SORTER, 2, 5, "POISON-1")
+    poison = Observation("KUL", "SORTED", HOUR_T0 + 20 * 60_000, 7, Source.SORTER, 2, 5, "POISON-1")
     kul = records[1][1]
     poisoned = [records[0], (1, [*kul[:50], poison, *kul[50:]])]  # KUL's first 50 scans are applied, then it fails
     store = DictStore()
@@ -337,6 +283,6 @@ def test_the_applied_offset_kept_beside_the_state_is_never_taken_for_a_visit() -
     store = DictStore()
     store.put(applied_key(0), b"41")
     store.put(applied_key(1), b"7")
-    result = HubAggregator().process(store, parcel_life("P1", "LGG", T0, 1)[:2], now=0.0)
+    result = HubAggregator().process(store, parcel_life("P1", "LGG", HOUR_T0, 1)[:2], now=0.0)
     assert result.backlog == {"LGG": 1}  # one parcel in the hub, whatever else the partition holds
     assert applied_key(0) != applied_key(1) and store.data[applied_key(0)] == b"41"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
+from typing import Any
 from unittest import mock
 
 from aiokafka import TopicPartition
@@ -18,7 +19,8 @@ CHANGELOG = "app-partition-state-changelog"
 
 def _seeks(committed: dict[TopicPartition, int | None]) -> list[tuple[TopicPartition, int]]:
     consumer = _Consumer.__new__(_Consumer)  # no broker: only the method under test runs
-    consumer.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: topic == BY_HUB))
+    app: Any = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: topic == BY_HUB))
+    consumer.app = app  # a stand-in: the method under test reads only topics.acks_enabled_for
     seek = mock.AsyncMock()
     with (
         mock.patch.object(faust_aiokafka.Consumer, "seek_to_committed", mock.AsyncMock(return_value=committed)),

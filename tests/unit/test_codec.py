@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import copy
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,9 +8,10 @@ import pytest
 from fastavro.schema import parse_schema
 
 from streams.events import InvalidEvent, Reason, from_record, to_record
-from streams.kafka.codec import MAGIC, Codec, load_source_schema, schema_dir, schema_fingerprint
+from streams.kafka.codec import MAGIC, Codec, schema_fingerprint
 from streams.kafka.topics import Source
-from tests.unit.test_events import VALID
+from tests.support.scans import VALID
+from tests.support.schemas import next_release_schemas, v2_schema
 
 
 @pytest.fixture(scope="module")
@@ -34,38 +33,11 @@ def test_fingerprint_matches_the_avro_spec_for_a_primitive() -> None:
     assert schema_fingerprint(parse_schema("int")) == (0x7275D51A3F395C8F).to_bytes(8, "little")
 
 
-def _expanded(source: Source) -> dict[str, Any]:
-    """The current source schema with the header inlined, as JSON (what history/ files hold)."""
-    schema = copy.deepcopy(load_source_schema(source))
-    schema.pop("__fastavro_parsed", None)
-    schema.pop("__named_schemas", None)
-    return schema
-
-
-def _v2_schema(source: Source) -> dict[str, Any]:
-    """The source schema as it might evolve: a new optional field with a default."""
-    schema = _expanded(source)
-    schema["fields"] = [*schema["fields"], {"name": "handling_code", "type": ["null", "string"], "default": None}]
-    return schema
-
-
-def _next_release_schemas(tmp_path: Path, source: Source) -> Path:
-    """A schemas/ folder as the next release would ship it: v2 current, v1 kept in history/."""
-    (tmp_path / "history").mkdir()
-    for other in Source:
-        if other is not source:
-            shutil.copy(schema_dir() / f"{other.value}_scan.avsc", tmp_path)
-    shutil.copy(schema_dir() / "scan_header.avsc", tmp_path)
-    (tmp_path / f"{source.value}_scan.avsc").write_text(json.dumps(_v2_schema(source)))
-    (tmp_path / "history" / f"{source.value}_scan.v1.avsc").write_text(json.dumps(_expanded(source)))
-    return tmp_path
-
-
 def test_newer_reader_decodes_older_data(codec: Codec, tmp_path: Path) -> None:
     """A v2 reader (with an added field) reads bytes written with the v1 schema."""
     event = VALID[0]
     v1_bytes = codec.encode(event)
-    newer = Codec(_next_release_schemas(tmp_path, event.source))
+    newer = Codec(next_release_schemas(tmp_path, event.source))
     source, record = newer.decode_record(v1_bytes)
     assert source is event.source
     assert record["handling_code"] is None
@@ -76,7 +48,7 @@ def test_newer_reader_decodes_older_data(codec: Codec, tmp_path: Path) -> None:
 
 def test_without_history_older_data_is_an_unknown_schema(codec: Codec, tmp_path: Path) -> None:
     event = VALID[0]
-    folder = _next_release_schemas(tmp_path, event.source)
+    folder = next_release_schemas(tmp_path, event.source)
     shutil.rmtree(folder / "history")
     with pytest.raises(InvalidEvent) as caught:
         Codec(folder).decode(codec.encode(event))
@@ -85,13 +57,14 @@ def test_without_history_older_data_is_an_unknown_schema(codec: Codec, tmp_path:
 
 def test_older_reader_decodes_newer_data_once_it_knows_the_writer(codec: Codec) -> None:
     event = VALID[0]
-    v2 = parse_schema(_v2_schema(event.source))
+    v2 = parse_schema(v2_schema(event.source))
+    assert isinstance(v2, dict)
     record = {**to_record(event), "handling_code": "DG"}
     v2_bytes = codec.encode_record(event.source, record, v2)
     with pytest.raises(InvalidEvent) as caught:
         Codec().decode(v2_bytes)
     assert caught.value.reason is Reason.UNKNOWN_SCHEMA
-    older = Codec(older_writers=[(event.source, _v2_schema(event.source))])
+    older = Codec(older_writers=[(event.source, v2_schema(event.source))])
     assert older.decode(v2_bytes) == event
 
 

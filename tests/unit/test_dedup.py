@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from streams.aggregate.aggregator import Limits
+from streams.aggregate.aggregator import BatchResult, Limits
 from streams.aggregate.observation import Observation, decode, encode, event_key
 from streams.aggregate.visits import Counted, counted_scans, decode_visit, encode_visit
 from streams.aggregate.windows import MINUTE_MS, WindowLimits, totals
 from streams.kafka.topics import Source
-from tests.unit.test_aggregate import T0, DictStore, TwoStages
+from tests.support.scans import HOUR_T0
+from tests.support.stages import TwoStages
+from tests.support.stores import DictStore
 
 LIMITS = Limits(WindowLimits(grace_ms=60_000))
 
@@ -17,7 +19,7 @@ def scans(parcels: int, offset0: int = 0) -> list[Observation]:
     out = []
     for i in range(parcels):
         for j, (etype, source) in enumerate((("ULD_BREAKDOWN", Source.FLIGHT), ("SORTED", Source.SORTER))):
-            t = T0 + i * 1000 + j * 60_000
+            t = HOUR_T0 + i * 1000 + j * 60_000
             key = event_key(f"e-{i}-{etype}")
             out.append(Observation("LGG", etype, t, 500, source, 0, offset0 + i, f"P{i}", key))
     return out
@@ -25,16 +27,18 @@ def scans(parcels: int, offset0: int = 0) -> list[Observation]:
 
 def closing(offset: int) -> list[Observation]:
     """A much later scan on every partition used, so every window of the run closes."""
-    late = T0 + 3 * 3_600_000
+    late = HOUR_T0 + 3 * 3_600_000
     return [
         Observation("LGG", "ULD_BREAKDOWN", late, 1, Source.FLIGHT, 0, offset, "END-F", event_key("end-f")),
         Observation("LGG", "SORTED", late, 1, Source.SORTER, 0, offset, "END-S", event_key("end-s")),
     ]
 
 
-def minute_totals(results: list[object]) -> dict[tuple[str, str, int], tuple[int, int]]:
-    windows = [w for r in results for w in r.closed]  # type: ignore[attr-defined]
-    return {(h, f, s): v for (h, f, size, s), v in totals(windows).items() if size == MINUTE_MS and s < T0 + 3_000_000}
+def minute_totals(results: list[BatchResult]) -> dict[tuple[str, str, int], tuple[int, int]]:
+    windows = [w for r in results for w in r.closed]
+    return {
+        (h, f, s): v for (h, f, size, s), v in totals(windows).items() if size == MINUTE_MS and s < HOUR_T0 + 3_000_000
+    }
 
 
 def test_retransmitted_scans_count_once_and_are_counted_by_kind() -> None:
@@ -69,13 +73,13 @@ def test_a_crash_between_the_visit_and_the_windows_write_loses_no_count() -> Non
 
 def test_visit_values_keep_their_counted_scans_and_old_values_still_read() -> None:
     counted = (Counted(2**64 - 1, Source.TRUCK, 65_535, 2**62), Counted(1, Source.FLIGHT, 0, 0))
-    data = encode_visit((T0, None, T0 - 5), counted)
-    assert decode_visit(data) == (T0, None, T0 - 5) and counted_scans(data) == counted
-    old = encode_visit((T0, T0 + 9, None))  # as the previous version wrote it
-    assert len(old) == 24 and decode_visit(old) == (T0, T0 + 9, None) and counted_scans(old) == ()
+    data = encode_visit((HOUR_T0, None, HOUR_T0 - 5), counted)
+    assert decode_visit(data) == (HOUR_T0, None, HOUR_T0 - 5) and counted_scans(data) == counted
+    old = encode_visit((HOUR_T0, HOUR_T0 + 9, None))  # as the previous version wrote it
+    assert len(old) == 24 and decode_visit(old) == (HOUR_T0, HOUR_T0 + 9, None) and counted_scans(old) == ()
 
 
 def test_event_keys_are_stable_and_travel_with_the_observation() -> None:
     assert event_key("e-1") == event_key("e-1") != event_key("e-2")
-    obs = Observation("LGG", "SORTED", T0, 480, Source.SORTER, 5, 9, "P-1", event_key("e-1"))
+    obs = Observation("LGG", "SORTED", HOUR_T0, 480, Source.SORTER, 5, 9, "P-1", event_key("e-1"))
     assert decode(encode(obs)) == obs

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from streams.events import (
     EVENT_TYPES,
+    FLOW_OF_EVENT_TYPE,
     Flow,
     InvalidEvent,
     Reason,
@@ -22,15 +23,9 @@ from streams.events import (
     validate,
 )
 from streams.kafka.topics import Source
-
-T0 = datetime_to_ms(datetime(2026, 11, 24, 10, 0, tzinfo=UTC))
-
-BREAKDOWN = ScanEvent("e1", T0, "LGG", "BD-1", "ULD_BREAKDOWN", "P1", 480, flight_id="CK251-20261124", uld_id="PMC1")
-SORTED = ScanEvent("e2", T0, "LGG", "XB1-I3", "SORTED", "P1", 480, sorter_id="LGG-XB1", chute="C1", destination="PAR")
-LOADED = ScanEvent("e3", T0, "LGG", "DOCK-4", "LOADED", "P1", 480, trailer_id="LGG-PAR-1", destination="PAR")
-ARRIVED = ScanEvent("e4", T0, "LGG", "STAND-2", "FLIGHT_ARRIVED", flight_id="CK251-20261124", origin="HGH")
-DEPARTED = ScanEvent("e5", T0, "LGG", "GATE-1", "TRUCK_DEPARTED", trailer_id="LGG-PAR-1", destination="PAR")
-VALID = [BREAKDOWN, SORTED, LOADED, ARRIVED, DEPARTED]
+from streams.network import HUBS
+from tests.support import network
+from tests.support.scans import ARRIVED, BREAKDOWN, DEPARTED, LOADED, SORTED, T0, VALID
 
 
 @pytest.mark.parametrize("event", VALID, ids=lambda e: e.event_type)
@@ -80,6 +75,12 @@ def test_flow_classification(event: ScanEvent, flow: Flow | None) -> None:
 def test_every_event_type_has_one_source_and_outbound_includes_buildup() -> None:
     assert set(EVENT_TYPES.values()) == set(Source)
     assert replace(BREAKDOWN, event_type="ULD_BUILDUP").flow is Flow.OUTBOUND
+
+
+def test_the_tables_the_tests_write_out_agree_with_the_product() -> None:
+    assert list(HUBS) == list(network.HUBS)
+    assert {t: f.value for t, f in FLOW_OF_EVENT_TYPE.items()} == network.FLOW
+    assert {t: s.value for t, s in EVENT_TYPES.items()} == network.SOURCE
 
 
 def test_key_is_parcel_or_vehicle() -> None:

@@ -6,7 +6,7 @@ import urllib.request
 from prometheus_client import CollectorRegistry, Gauge
 
 from streams.worker.health import Health, serve
-from tests.helpers import free_port
+from tests.support.broker import free_port
 
 
 class Clock:

@@ -7,11 +7,11 @@ from prometheus_client import CollectorRegistry
 
 from streams.aggregate.observation import decode, encode, observe
 from streams.events import Reason
-from streams.ingest.intake import DEADLETTER_HEADERS, Admitted, Rejected, admit, deadletter_headers, intake
+from streams.ingest.intake import Admitted, Rejected, admit, deadletter_headers, intake
 from streams.kafka.codec import Codec
 from streams.kafka.topics import Source
 from streams.worker.metrics import Metrics
-from tests.unit.test_events import ARRIVED, BREAKDOWN, LOADED, SORTED, T0
+from tests.support.scans import ARRIVED, BREAKDOWN, LOADED, SORTED, T0
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_admit_decodes_event_time_as_ms_and_encodes_the_observation_of_the_scan(
 
 def test_deadletter_headers_name_origin_and_reason() -> None:
     headers = deadletter_headers("p.scans.flight", 2, 41, Rejected(Reason.UNKNOWN_HUB, "unknown hub 'ZZZ'"))
-    assert tuple(headers) == DEADLETTER_HEADERS
+    assert tuple(headers) == ("source_topic", "source_partition", "source_offset", "reason", "detail")
     assert headers["source_offset"] == b"41"
     assert headers["reason"] == b"unknown_hub"
 

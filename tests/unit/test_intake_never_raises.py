@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +15,7 @@ from streams.ingest.intake import MAX_FUTURE_MS, Admitted, Rejected, admit, inta
 from streams.kafka.codec import Codec
 from streams.kafka.topics import Source
 from streams.network import HUBS
-from tests.unit.test_events import BREAKDOWN, SORTED, T0
+from tests.support.scans import BREAKDOWN, SORTED, T0
 
 CODEC = Codec()
 NOW_MS = T0 + 600_000
@@ -80,14 +81,19 @@ def test_arbitrary_schema_valid_records(sourced: tuple[Source, dict[str, object]
     outcome_is_a_scan_or_a_reason(admit(CODEC, data, other or source, 65_535, 2**62, NOW_MS))
 
 
+def text_field(field: str, value: str) -> dict[str, Any]:
+    """``{field: value}`` for ``dataclasses.replace``: the field is named at run time, so its type is not known."""
+    return {field: value}
+
+
 @pytest.mark.parametrize(
     ("field", "reason"),
     [("parcel_id", Reason.FIELD_TOO_LONG), ("read_point", Reason.FIELD_TOO_LONG), ("event_id", Reason.FIELD_TOO_LONG)],
 )
 def test_oversized_fields_are_rejected_at_the_door(field: str, reason: Reason) -> None:
-    at_limit = dataclasses.replace(SORTED, **{field: "x" * MAX_TEXT_LENGTH})
+    at_limit = dataclasses.replace(SORTED, **text_field(field, "x" * MAX_TEXT_LENGTH))
     assert isinstance(admit(CODEC, CODEC.encode(at_limit), Source.SORTER, 0, 0, NOW_MS), Admitted)
-    poison = dataclasses.replace(SORTED, **{field: "x" * 900_000})
+    poison = dataclasses.replace(SORTED, **text_field(field, "x" * 900_000))
     rejected = admit(CODEC, CODEC.encode(poison), Source.SORTER, 0, 0, NOW_MS)
     assert isinstance(rejected, Rejected) and rejected.reason is reason
     assert f"{field} has 900,000 characters" in rejected.detail and len(rejected.detail) < 100
@@ -137,5 +143,5 @@ def test_valid_scans_with_any_one_field(base: ScanEvent, field: str, value: str,
     record = CODEC.readers[source]  # the fields this source's record has
     if field not in {f["name"] for f in record["fields"]} | {"event_id", "read_point", "parcel_id", "hub"}:
         field = "read_point"
-    event = dataclasses.replace(base, **{field: value}, event_time_ms=event_time, weight_grams=grams)
+    event = dataclasses.replace(base, **text_field(field, value), event_time_ms=event_time, weight_grams=grams)
     outcome_is_a_scan_or_a_reason(admit(CODEC, CODEC.encode(event), source, 1, 2, NOW_MS))

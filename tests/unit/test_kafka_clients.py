@@ -230,9 +230,9 @@ class TrackingProducer:
 def test_track_topics_waits_for_new_topics_and_not_for_tracked_ones() -> None:
     async def run() -> TrackingProducer:
         producer = TrackingProducer()
-        await track_topics(producer, ["a", "b"])  # type: ignore[arg-type]
+        await track_topics(producer, ["a", "b"])
         assert producer.client.tracked == {"a", "b"} and producer.client.refreshes == 2
-        tracked = asyncio.ensure_future(track_topics(producer, ["a"]))  # type: ignore[arg-type]
+        tracked = asyncio.ensure_future(track_topics(producer, ["a"]))
         await asyncio.sleep(0)
         assert tracked.done()  # no pause on the hot path when the topic is tracked already
         return producer

@@ -21,7 +21,8 @@ from streams.aggregate.windows import (
     window_start,
 )
 from streams.kafka.topics import Source
-from tests.unit.test_aggregate import T0, DictStore
+from tests.support.scans import HOUR_T0
+from tests.support.stores import DictStore
 
 LIMITS = WindowLimits(grace_ms=60_000)
 FLOWS = {"ULD_BREAKDOWN": "inbound", "SORTED": "sorted", "LOADED": "outbound"}
@@ -29,10 +30,12 @@ SCANS = (("ULD_BREAKDOWN", Source.FLIGHT), ("SORTED", Source.SORTER), ("LOADED",
 
 
 def test_a_partial_round_trips_and_other_bytes_are_refused() -> None:
-    partial = Partial("LGG", 7, {"sorter:7": T0, "truck:7": T0 - 5}, [((MINUTE_MS, "sorted", T0), 3, 1500)])
+    partial = Partial(
+        "LGG", 7, {"sorter:7": HOUR_T0, "truck:7": HOUR_T0 - 5}, [((MINUTE_MS, "sorted", HOUR_T0), 3, 1500)]
+    )
     assert decode_partial(encode_partial(partial)) == partial
-    ok = b'{"h":"LGG","p":1,"m":{},"w":[[60000,"sorted",%d,3,1500]]}' % T0
-    assert decode_partial(ok).windows == [((MINUTE_MS, "sorted", T0), 3, 1500)]
+    ok = b'{"h":"LGG","p":1,"m":{},"w":[[60000,"sorted",%d,3,1500]]}' % HOUR_T0
+    assert decode_partial(ok).windows == [((MINUTE_MS, "sorted", HOUR_T0), 3, 1500)]
     for garbage in (
         b"",
         b"\x00\x01",
@@ -52,7 +55,7 @@ def _scans(rng: random.Random, partitions: int, parcels: int) -> list[Observatio
     offsets: Counter[tuple[Source, int]] = Counter()
     out = []
     for i in range(parcels):
-        p, hub, t = rng.randrange(partitions), rng.choice(["LGG", "KUL"]), T0 + rng.randrange(HOUR_MS)
+        p, hub, t = rng.randrange(partitions), rng.choice(["LGG", "KUL"]), HOUR_T0 + rng.randrange(HOUR_MS)
         for event_type, source, after in (
             ("ULD_BREAKDOWN", Source.FLIGHT, 0),
             ("SORTED", Source.SORTER, 90_000),
@@ -69,7 +72,7 @@ def _scans(rng: random.Random, partitions: int, parcels: int) -> list[Observatio
 def _closing(partitions: int) -> list[Observation]:
     """A scan hours later on every source partition: every window ends before the watermark."""
     return [
-        Observation(hub, event_type, T0 + 3 * HOUR_MS, 1, source, p, 10**6, f"END-{hub}-{p}")
+        Observation(hub, event_type, HOUR_T0 + 3 * HOUR_MS, 1, source, p, 10**6, f"END-{hub}-{p}")
         for p in range(partitions)
         for hub in ("LGG", "KUL")
         for event_type, source in SCANS
@@ -119,7 +122,7 @@ def test_windows_merged_from_many_partitions_equal_the_truth_whatever_the_order(
     emitted: list[ClosedWindow] = []
     for start in range(0, len(arrived), 7):
         emitted += merge.apply(store, arrived[start : start + 7]).closed
-    got = {k: v for k, v in totals(emitted).items() if k[3] < T0 + 2 * HOUR_MS}
+    got = {k: v for k, v in totals(emitted).items() if k[3] < HOUR_T0 + 2 * HOUR_MS}
     assert got == _truth(scans)
 
 
@@ -139,27 +142,27 @@ def test_a_merge_read_again_from_its_store_goes_on_as_if_it_had_never_stopped() 
 
 def test_a_lagging_partition_holds_the_hub_watermark_back() -> None:
     merge, store = HubMerge(LIMITS), DictStore()
-    minute = (MINUTE_MS, "sorted", T0)
+    minute = (MINUTE_MS, "sorted", HOUR_T0)
     # Partition 1 is behind but not idle (within 5 minutes of the newest event): it holds the watermark.
-    ahead = Partial("LGG", 0, {"sorter:0": T0 + 4 * MINUTE_MS}, [(minute, 4, 2000)])
-    behind = Partial("LGG", 1, {"sorter:1": T0 + 30_000}, [(minute, 1, 500)])
+    ahead = Partial("LGG", 0, {"sorter:0": HOUR_T0 + 4 * MINUTE_MS}, [(minute, 4, 2000)])
+    behind = Partial("LGG", 1, {"sorter:1": HOUR_T0 + 30_000}, [(minute, 1, 500)])
     first = merge.apply(store, [ahead, behind])
-    assert first.closed == [] and first.watermark_ms == {"LGG": T0 + 30_000 - LIMITS.grace_ms}
-    caught_up = Partial("LGG", 1, {"sorter:1": T0 + 4 * MINUTE_MS}, [(minute, 2, 900)])
+    assert first.closed == [] and first.watermark_ms == {"LGG": HOUR_T0 + 30_000 - LIMITS.grace_ms}
+    caught_up = Partial("LGG", 1, {"sorter:1": HOUR_T0 + 4 * MINUTE_MS}, [(minute, 2, 900)])
     (closed,) = [w for w in merge.apply(store, [caught_up]).closed if w.size_ms == MINUTE_MS]
     assert (closed.parcels, closed.grams, closed.revision) == (6, 2900, 1)  # 4 + 2: partition 1's newest count
 
 
 def test_an_older_partial_changes_nothing_and_one_for_a_dropped_window_counts_as_expired() -> None:
     merge, store = HubMerge(LIMITS), DictStore()
-    minute = (MINUTE_MS, "sorted", T0)
-    merge.apply(store, [Partial("KUL", 0, {"sorter:0": T0}, [(minute, 5, 2500)])])
-    merge.apply(store, [Partial("KUL", 0, {"sorter:0": T0}, [(minute, 3, 1500)])])  # sent before the 5
-    late = T0 + 40 * HOUR_MS  # the horizon lets windows go; nothing holds them
+    minute = (MINUTE_MS, "sorted", HOUR_T0)
+    merge.apply(store, [Partial("KUL", 0, {"sorter:0": HOUR_T0}, [(minute, 5, 2500)])])
+    merge.apply(store, [Partial("KUL", 0, {"sorter:0": HOUR_T0}, [(minute, 3, 1500)])])  # sent before the 5
+    late = HOUR_T0 + 40 * HOUR_MS  # the horizon lets windows go; nothing holds them
     result = merge.apply(store, [Partial("KUL", 0, {"sorter:0": late}, [])])
     assert [(w.parcels, w.grams) for w in result.closed if w.size_ms == MINUTE_MS] == [(5, 2500)]
     assert list(store.keys(b"KUL/")) == [window_key("KUL", minute)]  # dropped: deleted in the next batch
-    again = merge.apply(store, [Partial("KUL", 1, {"sorter:1": T0}, [(minute, 2, 900)])])
+    again = merge.apply(store, [Partial("KUL", 1, {"sorter:1": HOUR_T0}, [(minute, 2, 900)])])
     assert again.outcomes[("KUL", "sorted", Outcome.EXPIRED)] == 2 and again.closed == []
     assert list(store.keys(b"KUL/")) == []
     assert HubMerge(LIMITS).apply(store, []).closed == []  # read again: nothing of it left

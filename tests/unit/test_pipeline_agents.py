@@ -24,8 +24,8 @@ from streams.worker.health import Health
 from streams.worker.metrics import Metrics
 from streams.worker.pipeline import Pipeline
 from streams.worker.table_store import TableStore
-from tests.unit.test_aggregate import T0
-from tests.unit.test_table_store import Batch, KafkaProducer, Metadata
+from tests.support.producers import Batch, KafkaProducer, Metadata
+from tests.support.scans import HOUR_T0
 
 
 class Topic:
@@ -70,7 +70,7 @@ def pipeline(tmp_path: Path) -> Pipeline:
 def scans(partition: int, first: int) -> list[Observation]:
     """Three breakdowns at LGG a minute apart, from one flight partition."""
     return [
-        Observation("LGG", "ULD_BREAKDOWN", T0 + i * MINUTE_MS, 500, Source.FLIGHT, partition, first + i, f"P{i}")
+        Observation("LGG", "ULD_BREAKDOWN", HOUR_T0 + i * MINUTE_MS, 500, Source.FLIGHT, partition, first + i, f"P{i}")
         for i in range(3)
     ]
 
@@ -92,9 +92,9 @@ async def test_a_by_partition_batch_through_the_first_stage_yields_partials(tmp_
     assert [r["key"] for r in sent] == [b"LGG"]
     partial = decode_partial(sent[0]["value"])
     assert (partial.hub, partial.partition) == ("LGG", 1)
-    assert partial.marks == {"flight:1": T0 + 2 * MINUTE_MS}  # the source partition's newest event
-    assert sorted(partial.windows) == [((MINUTE_MS, "inbound", T0 + i * MINUTE_MS), 1, 500) for i in range(3)] + [
-        ((HOUR_MS, "inbound", T0), 3, 1500)
+    assert partial.marks == {"flight:1": HOUR_T0 + 2 * MINUTE_MS}  # the source partition's newest event
+    assert sorted(partial.windows) == [((MINUTE_MS, "inbound", HOUR_T0 + i * MINUTE_MS), 1, 500) for i in range(3)] + [
+        ((HOUR_MS, "inbound", HOUR_T0), 3, 1500)
     ]
     state = TableStore(worker.parcels_table, 1)
     assert state.get(applied_key(1)) == b"0"  # the input offset the partition's state has reached
@@ -121,6 +121,6 @@ async def test_the_merge_closes_the_windows_the_hub_watermark_passed(tmp_path: P
             await agent.put(partial["value"], key=partial["key"], partition=0)
     emitted = records(worker.throughput)
     # grace 0 and one source partition: the watermark is its newest event, two minutes in
-    assert [r["key"] for r in emitted] == [f"LGG|inbound|60|{T0 + i * MINUTE_MS}".encode() for i in range(2)]
-    assert [r["timestamp"] for r in emitted] == [(T0 + i * MINUTE_MS) / 1000 for i in range(2)]
+    assert [r["key"] for r in emitted] == [f"LGG|inbound|60|{HOUR_T0 + i * MINUTE_MS}".encode() for i in range(2)]
+    assert [r["timestamp"] for r in emitted] == [(HOUR_T0 + i * MINUTE_MS) / 1000 for i in range(2)]
     assert TableStore(worker.hubs_table, 0).get(applied_key(0)) == b"0"

@@ -8,8 +8,9 @@ import pytest
 
 from streams.events import Reason, ScanEvent, to_mapping
 from streams.ingest.publish import FormatError, LineError, format_of, read_csv, read_jsonl
-from tests.helpers import cli, free_port
-from tests.unit.test_events import BREAKDOWN, SORTED
+from tests.support.broker import free_port
+from tests.support.scans import BREAKDOWN, SORTED
+from tests.support.workers import cli
 
 
 def test_jsonl_reports_line_numbers_and_reasons() -> None:

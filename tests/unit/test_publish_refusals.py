@@ -37,11 +37,11 @@ class FakeBroker:
 
     def append(self, producer: int, partition: int, first: int, batch: list[tuple[str, int]]) -> Exception | None:
         if self.connection_lost:
-            return KafkaConnectionError("connection lost")
+            return KafkaConnectionError("connection lost")  # type: ignore[no-any-return]  # aiokafka.errors is untyped
         if self.next_sequence.get((producer, partition), first) != first:
-            return OutOfOrderSequenceNumber()
+            return OutOfOrderSequenceNumber()  # type: ignore[no-any-return]  # aiokafka.errors is untyped
         if any(timestamp > time.time() * 1000 + HOUR_MS for _, timestamp in batch):
-            return InvalidTimestampError()
+            return InvalidTimestampError()  # type: ignore[no-any-return]  # aiokafka.errors is untyped
         self.logs[partition].extend(key for key, _ in batch)
         self.next_sequence[producer, partition] = first + len(batch)
         return None

@@ -13,7 +13,7 @@ from streams.kafka.registry import RegistryUnavailable, SchemaRefused, WriterSch
 from streams.kafka.topics import Source
 from streams.settings import Settings, SettingsError
 from streams.worker.health import Health
-from tests.unit.test_events import VALID
+from tests.support.scans import VALID
 
 
 class FakeRegistry:

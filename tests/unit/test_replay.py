@@ -22,7 +22,7 @@ from streams.replay.archive import (
 )
 from streams.replay.namespaces import Namespace, NamespaceError, names_in
 from streams.replay.republish import ReplayErrors, ReplayRecord, archive_records, merge_partitions
-from tests.unit.test_events import BREAKDOWN, SORTED
+from tests.support.scans import BREAKDOWN, SORTED
 
 HOUR = 3_600_000
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % HOUR

@@ -22,8 +22,8 @@ from streams.ingest.intake import Rejected, admit
 from streams.kafka.codec import Codec, ThroughputCodec, registry_text
 from streams.kafka.topics import Source
 from streams.kafka.wire import confluent_header
-from tests.unit.test_codec import _expanded, _next_release_schemas, _v2_schema
-from tests.unit.test_events import VALID
+from tests.support.scans import VALID
+from tests.support.schemas import expanded, next_release_schemas, v2_schema
 
 BREAKDOWN = VALID[0]
 
@@ -105,12 +105,13 @@ def test_damaged_confluent_records_are_undecodable(data: bytes, reason: Reason) 
 
 def test_evolution_by_id_a_newer_writer_and_an_older_reader() -> None:
     """v2 registered (a new optional field): the current (v1) reader counts v2 records."""
-    v2 = _v2_schema(BREAKDOWN.source)
+    v2 = v2_schema(BREAKDOWN.source)
     record = {**to_record(BREAKDOWN), "handling_code": "DG"}
     v2_writer = Codec(older_writers=[(BREAKDOWN.source, v2)])
     from fastavro.schema import parse_schema
 
     parsed_v2 = parse_schema(v2)
+    assert isinstance(parsed_v2, dict)
     body = v2_writer.encode_record(BREAKDOWN.source, record, parsed_v2)[10:]
     reader = Codec()
     reader.schema_ids.learn(2, json.dumps(v2))
@@ -120,8 +121,8 @@ def test_evolution_by_id_a_newer_writer_and_an_older_reader() -> None:
 def test_evolution_by_id_an_older_writer_and_a_newer_reader(tmp_path: Path) -> None:
     """The next release reads v2; v1 records named by their registry id still count (as history/ does)."""
     v1_bytes = confluent_bytes(1, Codec(), BREAKDOWN.source, to_record(BREAKDOWN))
-    newer = Codec(_next_release_schemas(tmp_path, BREAKDOWN.source))
-    newer.schema_ids.learn(1, json.dumps(_expanded(BREAKDOWN.source)))
+    newer = Codec(next_release_schemas(tmp_path, BREAKDOWN.source))
+    newer.schema_ids.learn(1, json.dumps(expanded(BREAKDOWN.source)))
     source, record = newer.decode_record(v1_bytes)
     assert source is BREAKDOWN.source and record["handling_code"] is None
     assert newer.decode(v1_bytes) == BREAKDOWN
@@ -141,6 +142,7 @@ def test_bytes_from_confluent_kafkas_serializer_decode_here() -> None:
     assert data is not None and data[:1] == b"\x00"
     schema_id = int.from_bytes(data[1:5], "big")
     found = registry.get_schema(schema_id)
+    assert found.schema_type is not None
     codec.schema_ids.learn(schema_id, found.schema_str, found.schema_type)
     assert codec.decode(data, Source.SORTER) == event
 

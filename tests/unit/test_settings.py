@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,7 +63,7 @@ def test_a_bootstrap_port_the_kafka_client_cannot_use_is_named(servers: str) -> 
         Settings.from_env({"PARCELFLOW_BOOTSTRAP": servers})
 
 
-NOT_DEFAULT: dict[str, object] = {
+NOT_DEFAULT: dict[str, Any] = {
     "bootstrap": "kafka-1:9092,[::1]:9093",
     "topic_prefix": "replay.night",
     "app_id": "replay-night",
@@ -100,7 +101,7 @@ def test_to_env_reads_back_as_the_same_settings_field_by_field(name: str) -> Non
 
 
 def test_to_env_reads_back_as_the_same_settings_all_fields_at_once() -> None:
-    settings = Settings(**NOT_DEFAULT)  # type: ignore[arg-type]
+    settings = Settings(**NOT_DEFAULT)
     env = settings.to_env()
     assert len(env) == len(fields(Settings)) and all(k.startswith("PARCELFLOW_") for k in env)
     assert Settings.from_env(env) == settings
@@ -117,6 +118,6 @@ def test_every_whole_second_retention_reads_back(retention_ms: int) -> None:
     "changes",
     [{"topic_prefix": ""}, {"source_retention_ms": 1500}, {"schema_registry_url": "http://registry/"}],
 )
-def test_a_value_no_variable_can_express_is_refused_not_changed(changes: dict[str, object]) -> None:
+def test_a_value_no_variable_can_express_is_refused_not_changed(changes: dict[str, Any]) -> None:
     with pytest.raises(SettingsError):
         replace(Settings(), **changes).to_env()

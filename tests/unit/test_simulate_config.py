@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -99,4 +100,5 @@ def test_start_relative_to_now() -> None:
 @pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), float("inf")])
 def test_delays_must_be_positive_and_finite(field: str, value: float) -> None:
     with pytest.raises(ConfigError, match="positive and finite"):
-        SimConfig(start_ms=1_795_392_000_000, **{field: value})
+        wrong: dict[str, Any] = {field: value}  # a float where the field is a whole number of seconds
+        SimConfig(start_ms=1_795_392_000_000, **wrong)

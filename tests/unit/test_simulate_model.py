@@ -12,7 +12,9 @@ from streams.network import CITIES, CITY_BY_CODE, HUBS, cities_of
 from streams.simulate.config import SimConfig
 from streams.simulate.model import scan_events, scan_rows
 from streams.simulate.schedule import DAY_MS, FACILITIES, HOUR_MS, MINUTE_MS, cutoff_window, plan_flights
-from tests.simulation import FIXED_START_MS, OUTBOUND, lifecycle_violations
+from tests.support.network import OUTBOUND
+from tests.support.scans import FIXED_START_MS
+from tests.support.simulation import lifecycle_violations
 
 DAY = SimConfig(start_ms=FIXED_START_MS, seed=11, duration_s=86_400, scale=0.05)
 

@@ -15,7 +15,8 @@ from streams.simulate.model import scan_rows
 from streams.simulate.render import JsonLines, corrupt_bytes, corrupt_line
 from streams.simulate.rows import to_event, to_row
 from streams.simulate.run import simulate_to_files
-from tests.simulation import FIXED_START_MS, read_avro_dir, read_jsonl_dir
+from tests.support.scans import FIXED_START_MS
+from tests.support.simulation import read_avro_dir, read_jsonl_dir
 
 IMPAIRED = SimConfig(
     start_ms=FIXED_START_MS, seed=21, duration_s=3 * 3600, scale=0.03, disorder=0.02, late=0.01, corrupt=0.005

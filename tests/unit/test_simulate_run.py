@@ -11,8 +11,8 @@ from streams.pacing import Pacer
 from streams.simulate.config import SimConfig
 from streams.simulate.run import RunProgress, run
 from streams.simulate.sinks import JsonlSink
-from tests.helpers import cli
-from tests.simulation import FIXED_START_MS
+from tests.support.scans import FIXED_START_MS
+from tests.support.workers import cli
 
 
 class FakeClock:

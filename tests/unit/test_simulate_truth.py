@@ -14,7 +14,8 @@ from streams.simulate.disorder import CORRUPT, DISORDERED, LATE, NORMAL, Emitter
 from streams.simulate.model import scan_rows
 from streams.simulate.run import simulate_to_files
 from streams.simulate.truth import Truth, dwell_summary, nearest_rank
-from tests.simulation import FIXED_START_MS, read_jsonl_dir, recompute_truth
+from tests.support.scans import FIXED_START_MS
+from tests.support.simulation import read_jsonl_dir, recompute_truth
 
 CONFIG = SimConfig(
     start_ms=FIXED_START_MS,

@@ -73,7 +73,7 @@ async def test_a_revocation_waits_for_the_batch_in_flight_not_the_whole_buffer()
 
     intake = SourceIntake(Settings(), [TP0.topic], handle, lambda revoked: revoked_after.append(len(handled)))
     consumer = Consumer()
-    intake._consumer = consumer  # type: ignore[assignment]  # noqa: SLF001 - the loop, without a broker
+    intake._consumer = consumer  # noqa: SLF001 - the loop, without a broker
     loop = asyncio.create_task(intake._loop())  # noqa: SLF001
     try:
         await asyncio.wait_for(first_batch.wait(), timeout=10)
@@ -104,7 +104,7 @@ async def test_offsets_are_committed_only_up_to_the_oldest_batch_not_yet_deliver
 
     intake = SourceIntake(Settings(), [TP0.topic], handle)
     consumer = Consumer()
-    intake._consumer = consumer  # type: ignore[assignment]  # noqa: SLF001 - the loop, without a broker
+    intake._consumer = consumer  # noqa: SLF001 - the loop, without a broker
     loop = asyncio.create_task(intake._loop())  # noqa: SLF001
     try:
         async with asyncio.timeout(10):  # batches are handled while earlier ones are on their way...
@@ -140,7 +140,7 @@ async def test_while_downstream_is_behind_nothing_new_is_taken_but_what_was_deli
 
     intake = SourceIntake(Settings(), [TP0.topic], handle, held=lambda: behind)
     consumer = Consumer()
-    intake._consumer = consumer  # type: ignore[assignment]  # noqa: SLF001 - the loop, without a broker
+    intake._consumer = consumer  # noqa: SLF001 - the loop, without a broker
     loop = asyncio.create_task(intake._loop())  # noqa: SLF001
     try:
         async with asyncio.timeout(10):

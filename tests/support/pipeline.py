@@ -1,4 +1,5 @@
-"""Driving the pipeline from tests: publish rows, wait for a consumer group, read windows."""
+"""Driving a running pipeline from tests and benchmarks: publish rows or raw bytes, wait for a consumer
+group, read the windows and check them against the truth."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import bisect
 from collections.abc import Callable, Iterable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
@@ -19,8 +20,9 @@ from streams.kafka.clients import partitions_of
 from streams.kafka.codec import ThroughputCodec
 from streams.kafka.topics import Topics
 from streams.settings import Settings
-from tests.helpers import Samples, WorkerProcess, scrape, wait_for
-from tests.integration.flows import FLOW, Flows
+from tests.support.flows import Flows
+from tests.support.network import FLOW
+from tests.support.workers import Samples, WorkerProcess, scrape, wait_for
 
 WindowKey = tuple[str, str, int]
 """(hub, flow, minute start) of a window of the truth."""
@@ -52,6 +54,20 @@ def publish_rows(settings: Settings, rows: Iterable[dict[str, object]]) -> int:
             return await publisher.publish(from_mapping(row) for row in rows)
 
     return asyncio.run(run())
+
+
+async def send_raw(bootstrap: str, records: list[tuple[str, bytes, str]]) -> list[tuple[str, int, int]]:
+    """Send raw bytes (topic, value, why it is bad) past the codec; where each landed."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        sent = []
+        for topic, value, _reason in records:
+            meta = await producer.send_and_wait(topic, value=value, key=b"corrupt")
+            sent.append((meta.topic, meta.partition, meta.offset))
+        return sent
+    finally:
+        await producer.stop()
 
 
 def wait_consumed(bootstrap: str, prefix: str, worker: WorkerProcess, timeout: float = 240) -> None:

@@ -8,18 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-HUBS = ["LGG", "HGH", "KUL", "DXB", "SVO"]
-# Written out here on purpose, not imported from streams: the tests check the product against it.
-FLOW = {"ULD_BREAKDOWN": "inbound", "SORTED": "sorted", "LOADED": "outbound", "ULD_BUILDUP": "outbound"}
-SOURCE = {
-    "FLIGHT_ARRIVED": "flight",
-    "ULD_BREAKDOWN": "flight",
-    "INDUCTED": "sorter",
-    "NO_READ": "sorter",
-    "SORTED": "sorter",
-    "LOADED": "truck",
-    "TRUCK_DEPARTED": "truck",
-}
+from tests.support.network import FLOW, HUBS, SOURCE
+
 BAD_LINES = [
     "this is not json",
     json.dumps(

@@ -1,7 +1,7 @@
 """Parcel flows with out-of-order and late events, and the truth a worker must reproduce.
 
-Written independently of ``streams`` (apart from using its publisher to send): the expected
-windows, late counts, dwell and backlog are computed here from the generated events.
+Written independently of ``streams`` (hubs and flows from :mod:`tests.support.network`): the expected
+windows, late counts and dwell are computed here from the generated events.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-HUBS = ["LGG", "HGH", "KUL", "DXB", "SVO"]
-FLOW = {"ULD_BREAKDOWN": "inbound", "SORTED": "sorted", "LOADED": "outbound"}
-MINUTE_MS = 60_000
+from tests.support.network import FLOW, HUBS, MINUTE_MS
 
 
 @dataclass

@@ -13,13 +13,9 @@ from typing import Any
 
 import fastavro
 
-from streams.events import EVENT_TYPES, FLOW_OF_EVENT_TYPE, InvalidEvent, ScanEvent, from_mapping, from_record
+from streams.events import InvalidEvent, ScanEvent, from_mapping, from_record
 from streams.kafka.topics import Source
-from streams.network import HUBS
-
-OUTBOUND = {"LOADED", "ULD_BUILDUP"}
-FIXED_START_MS = 1_795_392_000_000
-"""2026-11-23T00:00:00Z, a Monday: for pure tests of the model only, never sent to a topic."""
+from tests.support.network import FLOW, HUBS, MINUTE_MS, OUTBOUND
 
 
 @dataclass
@@ -86,13 +82,13 @@ def recompute_truth(files: dict[Source, SourceFile], late_ids: set[str]) -> dict
     by_source = {source.value: len(files[source].events) for source in Source}
     for source in Source:
         for event in files[source].events:
-            flow = FLOW_OF_EVENT_TYPE.get(event.event_type)
+            flow = FLOW.get(event.event_type)
             if flow is not None:
                 assert event.weight_grams is not None
                 if event.event_id in late_ids:
-                    acc = late[(event.hub, flow.value)]
+                    acc = late[(event.hub, flow)]
                 else:
-                    acc = windows[(event.hub, flow.value, event.event_time_ms // 60_000 * 60_000)]
+                    acc = windows[(event.hub, flow, event.event_time_ms // MINUTE_MS * MINUTE_MS)]
                 acc[0] += 1
                 acc[1] += event.weight_grams
             if event.parcel_id is not None:
@@ -183,23 +179,18 @@ def lifecycle_violations(events: Iterable[ScanEvent]) -> list[str]:
                 problems.append(f"{parcel}: built into {before.flight_id}, broken down from {after.flight_id}")
         for scan in scans:
             if scan.event_type == "ULD_BUILDUP":
-                departed = flight_departed.get(scan.flight_id or "")
-                if departed is not None and departed.event_time_ms <= scan.event_time_ms:
+                flight_left = flight_departed.get(scan.flight_id or "")
+                if flight_left is not None and flight_left.event_time_ms <= scan.event_time_ms:
                     problems.append(f"{parcel}: built into {scan.flight_id} after it departed")
             elif scan.event_type == "ULD_BREAKDOWN":
-                arrived = flight_arrived.get(scan.flight_id or "")
+                landed = flight_arrived.get(scan.flight_id or "")
                 # (a flight that landed before the simulated span has no FLIGHT_ARRIVED)
-                if arrived is not None and (arrived.event_time_ms >= scan.event_time_ms or arrived.hub != scan.hub):
+                if landed is not None and (landed.event_time_ms >= scan.event_time_ms or landed.hub != scan.hub):
                     problems.append(f"{parcel}: broken down from {scan.flight_id} before it arrived at {scan.hub}")
             elif scan.event_type == "LOADED":
-                trailer = truck_departed.get(scan.trailer_id or "")
-                if trailer is not None and not (
-                    trailer.event_time_ms > scan.event_time_ms and trailer.destination == scan.destination
+                truck_left = truck_departed.get(scan.trailer_id or "")
+                if truck_left is not None and not (
+                    truck_left.event_time_ms > scan.event_time_ms and truck_left.destination == scan.destination
                 ):
                     problems.append(f"{parcel}: loaded on {scan.trailer_id} after it left, or for another city")
     return problems
-
-
-def source_of(event_type: str) -> Source:
-    """Source of an event type."""
-    return EVENT_TYPES[event_type]

@@ -1,17 +1,14 @@
-"""Helpers shared by the broker tests: free ports, worker processes, scraping /metrics."""
+"""``parcelflow`` processes a test starts (the CLI, workers), their ``/metrics`` and ``/ready``."""
 
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -23,69 +20,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from streams.processes import stop_processes
 from streams.settings import Settings, registry_url
 from streams.worker.launch import start_worker, worker_env
-
-REPO = Path(__file__).resolve().parent.parent
-KAFKA_SH = REPO / "infra" / "kafka" / "kafka.sh"
-REGISTRY_SH = REPO / "infra" / "schema-registry" / "registry.sh"
-RETENTION_CHECK_MS = 1000
-"""How often the session's broker enforces time retention (log.retention.check.interval.ms)."""
+from tests.support.broker import free_port
+from tests.support.paths import REPO
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+"""Samples of a /metrics page by (sample name, labels)."""
 
 
-def days_ago_ms(days: int) -> int:
-    """00:00 UTC ``days`` days before today: history older than any default retention, whatever today is.
-
-    Always midnight, never "now minus so many hours": the simulator's timetable repeats daily (a
-    20-minute run at 18:00 has no truck at all), so a run must start at the same time of day
-    whatever the hour the test runs at. ``PARCELFLOW_TEST_EXTRA_DAYS`` ages every such date by
-    that many days more: the suite run with 60 shows that data 60 days older than the machine's
-    clock changes nothing.
-    """
-    day_ms = 86_400_000
-    extra = int(os.environ.get("PARCELFLOW_TEST_EXTRA_DAYS", "0"))
-    return (int(time.time() * 1000) // day_ms - days - extra) * day_ms
-
-
-_handed_out: set[int] = set()
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_ports(count: int) -> int:
-    """First of ``count`` consecutive free TCP ports on 127.0.0.1, none handed out before.
-
-    Below Linux's ephemeral range (32768+): a port from there can be taken by a client
-    connection's local end between this check and the server's bind.
-    """
-    rng = random.Random()
-    for _ in range(1000):
-        first = rng.randrange(20_000, 32_000 - count)
-        ports = range(first, first + count)
-        if not _handed_out.intersection(ports) and all(_bindable(p) for p in ports):
-            _handed_out.update(ports)
-            return first
-    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    return free_ports(1)
-
-
-def unique_name(stem: str) -> str:
-    """A topic prefix / group id no other test uses."""
-    return f"t-{stem}-{uuid.uuid4().hex[:10]}"
-
-
-def cli(*args: str, env: dict[str, str] | None = None, stdin: str | bytes | None = None, timeout: float = 120):
+def cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | bytes | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run ``parcelflow ARGS`` as a user would, in a subprocess; ``stdin`` as bytes may be in any encoding."""
     raw = isinstance(stdin, bytes)
     result = subprocess.run(
