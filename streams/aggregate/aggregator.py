@@ -39,7 +39,16 @@ from streams.aggregate.visits import (
     expired,
     is_open,
 )
-from streams.aggregate.windows import HOUR_MS, ClosedWindow, HubWindows, Outcome, Partial, WindowKey, WindowLimits
+from streams.aggregate.windows import (
+    HOUR_MS,
+    ClosedWindow,
+    HubWindows,
+    Outcome,
+    Partial,
+    WindowCounts,
+    WindowKey,
+    WindowLimits,
+)
 
 
 class StateStore(Protocol):
@@ -164,14 +173,14 @@ def load_windows(store: StateStore, hub: str) -> tuple[HubWindows, int]:
     if not HubWindows.is_head(raw):
         return HubWindows.from_bytes(raw), 0  # the whole state in one value, as written before
     horizon, version = HubWindows.from_head(raw, {})
-    windows: dict[WindowKey, list[int]] = {}
+    windows: dict[WindowKey, WindowCounts] = {}
     prefix = f"{hub}|".encode()
     for key in store.keys(prefix):
         value = store.get(key)
         counts = None if value is None else _counts_at(value, version)
         if counts is not None:
             size, flow, start = key[len(prefix) :].decode().split("|")
-            windows[(int(size), flow, int(start))] = [counts[1], counts[2], 0, 0]
+            windows[(int(size), flow, int(start))] = WindowCounts(counts[1], counts[2], changed=False)
     for gone in [k for k in windows if horizon.is_dropped(k)]:  # dropped, the delete lost in a crash
         del windows[gone]
     return HubWindows.from_head(raw, windows)
