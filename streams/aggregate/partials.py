@@ -194,7 +194,8 @@ class HubMerge:
                 if parts is None and windows.is_dropped(key):
                     # A first stage far behind the others counted it after the merge let it go.
                     log.warning("%s: a partial of window %s came after it was dropped", hub, key)
-                    result.outcomes[(hub, key[1], Outcome.EXPIRED)] += parcels
+                    _size, flow, _start = key
+                    result.outcomes[(hub, flow, Outcome.EXPIRED)] += parcels
                     continue
                 old_parcels, old_grams = (parts or {}).get(partial.partition, (0, 0))
                 if parcels <= old_parcels:

@@ -96,6 +96,13 @@ class WindowCounts:
         return iter((self.parcels, self.grams, self.revision, self.changed))
 
 
+class _Drop(NamedTuple):
+    """An entry of the drop heap: when a window may be dropped (see :func:`_drop_at`), and which."""
+
+    at_ms: int
+    key: WindowKey
+
+
 @dataclass(init=False)
 class HubWindows:
     """The throughput state of one hub (serialised into one table value)."""
@@ -108,7 +115,7 @@ class HubWindows:
     # Derived from ``windows`` (not serialised), so a batch costs what it changes, not what is kept:
     # the windows changed since they were last emitted, and every window by the time it may be dropped.
     _changed: set[WindowKey] = field(repr=False, compare=False)
-    _drops: list[tuple[int, WindowKey]] = field(repr=False, compare=False)
+    _drops: list[_Drop] = field(repr=False, compare=False)
 
     def __init__(
         self,
@@ -125,7 +132,7 @@ class HubWindows:
         self.late = {} if late is None else late
         self.dropped_until_ms = dropped_until_ms
         self._changed = {key for key, counts in self.windows.items() if counts.changed}
-        self._drops = [(_drop_at(key), key) for key in self.windows]
+        self._drops = [_Drop(_drop_at(key), key) for key in self.windows]
         heapq.heapify(self._drops)
 
     def watermark(self, limits: WindowLimits) -> int | None:
@@ -159,7 +166,7 @@ class HubWindows:
         counts = self.windows.get(key)
         if counts is None:
             self.windows[key] = WindowCounts(parcels, grams)
-            heapq.heappush(self._drops, (_drop_at(key), key))
+            heapq.heappush(self._drops, _Drop(_drop_at(key), key))
         else:
             counts.parcels += parcels
             counts.grams += grams
@@ -206,14 +213,14 @@ class HubWindows:
             return []
         horizon = min(passed - limits.retention_ms, watermark)
         drops, unsent, dropped = self._drops, [], []
-        while drops and drops[0][0] <= horizon:
-            entry = heapq.heappop(drops)
-            if entry[1] in self._changed:  # not emitted yet (cannot be: it ended before the watermark)
-                unsent.append(entry)
-            elif self.windows.pop(entry[1], None) is not None:
-                dropped.append(entry[1])
-        for entry in unsent:
-            heapq.heappush(drops, entry)
+        while drops and drops[0].at_ms <= horizon:
+            drop = heapq.heappop(drops)
+            if drop.key in self._changed:  # not emitted yet (cannot be: it ended before the watermark)
+                unsent.append(drop)
+            elif self.windows.pop(drop.key, None) is not None:
+                dropped.append(drop.key)
+        for drop in unsent:
+            heapq.heappush(drops, drop)
         if self.dropped_until_ms is None or horizon > self.dropped_until_ms:
             self.dropped_until_ms = horizon
         return dropped
