@@ -25,7 +25,7 @@ import struct
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from streams.aggregate.observation import Observation
 from streams.aggregate.progress import Progress
@@ -39,7 +39,16 @@ from streams.aggregate.visits import (
     expired,
     is_open,
 )
-from streams.aggregate.windows import HOUR_MS, ClosedWindow, HubWindows, Outcome, Partial, WindowKey, WindowLimits
+from streams.aggregate.windows import (
+    HOUR_MS,
+    ClosedWindow,
+    HubWindows,
+    Outcome,
+    Partial,
+    WindowCounts,
+    WindowKey,
+    WindowLimits,
+)
 
 
 class StateStore(Protocol):
@@ -146,13 +155,24 @@ def window_key(hub: str, key: WindowKey) -> bytes:
     return f"{hub}|{size}|{flow}|{start}".encode()
 
 
-def _counts_at(value: bytes, version: int) -> tuple[int, int, int] | None:
-    """(version, parcels, grams) of a stored window as of ``version``, or None if it did not exist then."""
+class _StoredCounts(NamedTuple):
+    """A stored window's counts as written at ``version`` (half of a window's value in the first stage)."""
+
+    version: int
+    parcels: int
+    grams: int
+
+
+_NONE_BEFORE = _StoredCounts(0, 0, 0)  # what a window had before its first version
+
+
+def _counts_at(value: bytes, version: int) -> _StoredCounts | None:
+    """A stored window's counts as of ``version``, or None if it did not exist then."""
     new_version, parcels, grams, old_version, old_parcels, old_grams = _COUNTS.unpack(value)
     if new_version <= version:
-        return new_version, parcels, grams
+        return _StoredCounts(new_version, parcels, grams)
     if old_version <= version and old_parcels:
-        return old_version, old_parcels, old_grams
+        return _StoredCounts(old_version, old_parcels, old_grams)
     return None
 
 
@@ -164,14 +184,14 @@ def load_windows(store: StateStore, hub: str) -> tuple[HubWindows, int]:
     if not HubWindows.is_head(raw):
         return HubWindows.from_bytes(raw), 0  # the whole state in one value, as written before
     horizon, version = HubWindows.from_head(raw, {})
-    windows: dict[WindowKey, list[int]] = {}
+    windows: dict[WindowKey, WindowCounts] = {}
     prefix = f"{hub}|".encode()
     for key in store.keys(prefix):
         value = store.get(key)
         counts = None if value is None else _counts_at(value, version)
         if counts is not None:
             size, flow, start = key[len(prefix) :].decode().split("|")
-            windows[(int(size), flow, int(start))] = [counts[1], counts[2], 0, 0]
+            windows[(int(size), flow, int(start))] = WindowCounts(counts.parcels, counts.grams, changed=False)
     for gone in [k for k in windows if horizon.is_dropped(k)]:  # dropped, the delete lost in a crash
         del windows[gone]
     return HubWindows.from_head(raw, windows)
@@ -187,8 +207,8 @@ def store_windows(
         stored = window_key(hub, key)
         value = store.get(stored)
         before = None if value is None else _counts_at(value, version - 1)
-        old_version, old_parcels, old_grams = before if before is not None else (0, 0, 0)
-        store.put(stored, _COUNTS.pack(version, parcels, grams, old_version, old_parcels, old_grams))
+        old = before if before is not None else _NONE_BEFORE
+        store.put(stored, _COUNTS.pack(version, parcels, grams, old.version, old.parcels, old.grams))
     store.put(hub.encode(), windows.head_bytes(version))  # last
 
 

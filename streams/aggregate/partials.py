@@ -33,7 +33,15 @@ from dataclasses import dataclass, field
 
 from streams.aggregate.aggregator import BatchResult, StateStore
 from streams.aggregate.progress import PartitionProgress, Progress
-from streams.aggregate.windows import WINDOW_SIZES_MS, HubWindows, Outcome, Partial, WindowKey, WindowLimits
+from streams.aggregate.windows import (
+    WINDOW_SIZES_MS,
+    HubWindows,
+    Outcome,
+    Partial,
+    WindowCounts,
+    WindowKey,
+    WindowLimits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +89,16 @@ def window_key(hub: str, key: WindowKey) -> bytes:
     return f"{hub}/{size}/{flow}/{start}".encode()
 
 
-def encode_window(revision: int, dirty: int, parts: dict[int, tuple[int, int]]) -> bytes:
+def encode_window(revision: int, changed: bool, parts: dict[int, tuple[int, int]]) -> bytes:
     """A merged window's value: its revision, whether it changed since emitted, its partials."""
-    return _REVISION.pack(revision, dirty) + b"".join(_PART.pack(p, n, g) for p, (n, g) in sorted(parts.items()))
+    return _REVISION.pack(revision, changed) + b"".join(_PART.pack(p, n, g) for p, (n, g) in sorted(parts.items()))
 
 
 def decode_window(data: bytes) -> tuple[int, int, dict[int, tuple[int, int]]]:
     """Inverse of :func:`encode_window`: (revision, changed, first-stage partition -> (parcels, grams))."""
-    revision, dirty = _REVISION.unpack_from(data)
+    revision, changed = _REVISION.unpack_from(data)
     parts = {p: (n, g) for p, n, g in _PART.iter_unpack(data[_REVISION.size :])}
-    return revision, dirty, parts
+    return revision, changed, parts
 
 
 @dataclass
@@ -132,7 +140,7 @@ class HubMerge:
             merged = _Merged(HubWindows(hub))
         else:
             head = json.loads(raw)
-            sums: dict[WindowKey, list[int]] = {}
+            sums: dict[WindowKey, WindowCounts] = {}
             parts: dict[WindowKey, dict[int, tuple[int, int]]] = {}
             for key_bytes in store.keys(f"{hub}/".encode()):
                 value = store.get(key_bytes)
@@ -140,13 +148,13 @@ class HubMerge:
                     continue
                 _hub, size, flow, start = key_bytes.decode().split("/")
                 key = (int(size), flow, int(start))
-                revision, dirty, parts[key] = decode_window(value)
-                sums[key] = [
+                revision, changed, parts[key] = decode_window(value)
+                sums[key] = WindowCounts(
                     sum(n for n, _g in parts[key].values()),
                     sum(g for _n, g in parts[key].values()),
                     revision,
-                    dirty,
-                ]
+                    bool(changed),
+                )
             horizon = HubWindows(hub, dropped_until_ms=head["dropped"])
             orphans = [key for key in sums if horizon.is_dropped(key)]  # dropped; the delete lost in a crash
             for key in orphans:
@@ -186,7 +194,8 @@ class HubMerge:
                 if parts is None and windows.is_dropped(key):
                     # A first stage far behind the others counted it after the merge let it go.
                     log.warning("%s: a partial of window %s came after it was dropped", hub, key)
-                    result.outcomes[(hub, key[1], Outcome.EXPIRED)] += parcels
+                    _size, flow, _start = key
+                    result.outcomes[(hub, flow, Outcome.EXPIRED)] += parcels
                     continue
                 old_parcels, old_grams = (parts or {}).get(partial.partition, (0, 0))
                 if parcels <= old_parcels:
@@ -205,7 +214,7 @@ class HubMerge:
             merged.dropped.append(key)
         for key in sorted(changed):
             counts = windows.windows[key]
-            store.put(window_key(hub, key), encode_window(counts[2], counts[3], merged.parts[key]))
+            store.put(window_key(hub, key), encode_window(counts.revision, counts.changed, merged.parts[key]))
         head = {"max": progress.newest_ms, "p": progress.newest(), "dropped": windows.dropped_until_ms}
         store.put(hub.encode(), json.dumps(head, separators=(",", ":")).encode())  # last: after its windows
         watermark = windows.watermark(limits)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import json
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -82,24 +82,57 @@ def window_start(event_time_ms: int, size_ms: int) -> int:
     return event_time_ms - event_time_ms % size_ms
 
 
-@dataclass
+@dataclass(slots=True)
+class WindowCounts:
+    """The counts of one window of a :class:`HubWindows` (changed in place: this runs per scan)."""
+
+    parcels: int
+    grams: int
+    revision: int = 0  # of its last emission: 0 until emitted
+    changed: bool = True  # since it was last emitted (or taken)
+
+    def __iter__(self) -> Iterator[int]:
+        """parcels, grams, revision, changed: the order the stored forms keep them in."""
+        return iter((self.parcels, self.grams, self.revision, self.changed))
+
+
+class _Drop(NamedTuple):
+    """An entry of the drop heap: when a window may be dropped (see :func:`_drop_at`), and which."""
+
+    at_ms: int
+    key: WindowKey
+
+
+@dataclass(init=False)
 class HubWindows:
     """The throughput state of one hub (serialised into one table value)."""
 
     hub: str
-    progress: Progress = field(default_factory=Progress)
-    # (size_ms, flow, start_ms) -> [parcels, grams, revision, dirty]
-    windows: dict[WindowKey, list[int]] = field(default_factory=dict)
-    late: dict[str, int] = field(default_factory=dict)
-    dropped_until_ms: int | None = None  # minute windows ending at or before this are gone
+    progress: Progress
+    windows: dict[WindowKey, WindowCounts]  # (size_ms, flow, start_ms) -> its counts
+    late: dict[str, int]
+    dropped_until_ms: int | None  # minute windows ending at or before this are gone
     # Derived from ``windows`` (not serialised), so a batch costs what it changes, not what is kept:
     # the windows changed since they were last emitted, and every window by the time it may be dropped.
-    _dirty: set[WindowKey] = field(default_factory=set, init=False, repr=False, compare=False)
-    _drops: list[tuple[int, WindowKey]] = field(default_factory=list, init=False, repr=False, compare=False)
+    _changed: set[WindowKey] = field(repr=False, compare=False)
+    _drops: list[_Drop] = field(repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        self._dirty.update(key for key, counts in self.windows.items() if counts[3])
-        self._drops.extend((_drop_at(key), key) for key in self.windows)
+    def __init__(
+        self,
+        hub: str,
+        progress: Progress | None = None,
+        windows: Mapping[WindowKey, Iterable[int]] | None = None,
+        late: dict[str, int] | None = None,
+        dropped_until_ms: int | None = None,
+    ) -> None:
+        """``windows``: each window's :class:`WindowCounts`, or its stored form (parcels, grams, revision, changed)."""
+        self.hub = hub
+        self.progress = Progress() if progress is None else progress
+        self.windows = {key: _window_counts(counts) for key, counts in (windows or {}).items()}
+        self.late = {} if late is None else late
+        self.dropped_until_ms = dropped_until_ms
+        self._changed = {key for key, counts in self.windows.items() if counts.changed}
+        self._drops = [_Drop(_drop_at(key), key) for key in self.windows]
         heapq.heapify(self._drops)
 
     def watermark(self, limits: WindowLimits) -> int | None:
@@ -132,13 +165,13 @@ class HubWindows:
         """Add to a window's counts (negative too: a merge replacing a partial) and mark it changed."""
         counts = self.windows.get(key)
         if counts is None:
-            self.windows[key] = [parcels, grams, 0, 1]
-            heapq.heappush(self._drops, (_drop_at(key), key))
+            self.windows[key] = WindowCounts(parcels, grams)
+            heapq.heappush(self._drops, _Drop(_drop_at(key), key))
         else:
-            counts[0] += parcels
-            counts[1] += grams
-            counts[3] = 1
-        self._dirty.add(key)
+            counts.parcels += parcels
+            counts.grams += grams
+            counts.changed = True
+        self._changed.add(key)
 
     def is_dropped(self, key: WindowKey) -> bool:
         """Whether ``key`` is a window already dropped (an event for it is counted as expired)."""
@@ -150,23 +183,23 @@ class HubWindows:
         if watermark is None:
             return []
         closed: list[ClosedWindow] = []
-        for key in sorted(key for key in self._dirty if _end(key) <= watermark):
+        for key in sorted(key for key in self._changed if _end(key) <= watermark):
             size, flow, start = key
             counts = self.windows[key]
-            counts[2] += 1
-            counts[3] = 0
-            self._dirty.discard(key)
-            closed.append(ClosedWindow(self.hub, flow, start, size, counts[0], counts[1], counts[2]))
+            counts.revision += 1
+            counts.changed = False
+            self._changed.discard(key)
+            closed.append(ClosedWindow(self.hub, flow, start, size, counts.parcels, counts.grams, counts.revision))
         return closed
 
     def take_changed(self) -> list[tuple[WindowKey, int, int]]:
         """Every window changed since the last call, with its counts (a partial, for the merge)."""
         changed = []
-        for key in sorted(self._dirty):
+        for key in sorted(self._changed):
             counts = self.windows[key]
-            counts[3] = 0
-            changed.append((key, counts[0], counts[1]))
-        self._dirty.clear()
+            counts.changed = False
+            changed.append((key, counts.parcels, counts.grams))
+        self._changed.clear()
         return changed
 
     def drop_old(self, limits: WindowLimits) -> list[WindowKey]:
@@ -180,14 +213,14 @@ class HubWindows:
             return []
         horizon = min(passed - limits.retention_ms, watermark)
         drops, unsent, dropped = self._drops, [], []
-        while drops and drops[0][0] <= horizon:
-            entry = heapq.heappop(drops)
-            if entry[1] in self._dirty:  # not emitted yet (cannot be: it ended before the watermark)
-                unsent.append(entry)
-            elif self.windows.pop(entry[1], None) is not None:
-                dropped.append(entry[1])
-        for entry in unsent:
-            heapq.heappush(drops, entry)
+        while drops and drops[0].at_ms <= horizon:
+            drop = heapq.heappop(drops)
+            if drop.key in self._changed:  # not emitted yet (cannot be: it ended before the watermark)
+                unsent.append(drop)
+            elif self.windows.pop(drop.key, None) is not None:
+                dropped.append(drop.key)
+        for drop in unsent:
+            heapq.heappush(drops, drop)
         if self.dropped_until_ms is None or horizon > self.dropped_until_ms:
             self.dropped_until_ms = horizon
         return dropped
@@ -197,7 +230,7 @@ class HubWindows:
         return _VERSION_3 + json.dumps({**self._head(), "v": version}, separators=(",", ":")).encode()
 
     @classmethod
-    def from_head(cls, data: bytes, windows: dict[WindowKey, list[int]]) -> tuple[HubWindows, int]:
+    def from_head(cls, data: bytes, windows: dict[WindowKey, WindowCounts]) -> tuple[HubWindows, int]:
         """Inverse of :meth:`head_bytes`, given the windows read from their keys; and the version."""
         raw = json.loads(data[1:])
         return cls._from_head(raw, windows), int(raw["v"])
@@ -216,14 +249,15 @@ class HubWindows:
         """
         if data[:1] != _VERSION_2:
             raw: dict[str, Any] = json.loads(data)
-            windows = {(w[0], w[1], w[2]): list(w[3:]) for w in raw["w"]}
+            windows = {(s, f, st): _window_counts(counts) for s, f, st, *counts in raw["w"]}
         else:
             (size,) = _HEAD_SIZE.unpack_from(data, 1)
             start = 1 + _HEAD_SIZE.size
             raw = json.loads(data[start : start + size])
             flows = raw["f"]
             windows = {
-                (s, flows[f], st): [p, g, r, d] for s, f, st, p, g, r, d in _WINDOW.iter_unpack(data[start + size :])
+                (s, flows[f], st): WindowCounts(p, g, r, bool(d))
+                for s, f, st, p, g, r, d in _WINDOW.iter_unpack(data[start + size :])
             }
         return cls._from_head(raw, windows)
 
@@ -238,7 +272,7 @@ class HubWindows:
         }
 
     @classmethod
-    def _from_head(cls, raw: dict[str, Any], windows: dict[WindowKey, list[int]]) -> HubWindows:
+    def _from_head(cls, raw: dict[str, Any], windows: dict[WindowKey, WindowCounts]) -> HubWindows:
         return cls(
             hub=raw["hub"],
             progress=Progress.from_json(raw["max"], raw["p"]),
@@ -251,7 +285,15 @@ class HubWindows:
 _VERSION_2 = b"\x02"  # JSON, the first form, starts with "{"
 _VERSION_3 = b"\x03"  # a head: the windows are keys of their own
 _HEAD_SIZE = struct.Struct(">I")
-_WINDOW = struct.Struct(">qBqqqIB")  # size, flow index, start, parcels, grams, revision, dirty
+_WINDOW = struct.Struct(">qBqqqIB")  # size, flow index, start, parcels, grams, revision, changed
+
+
+def _window_counts(counts: Iterable[int]) -> WindowCounts:
+    """``counts`` as they are, or read from their stored form (parcels, grams, revision, changed)."""
+    if isinstance(counts, WindowCounts):
+        return counts
+    parcels, grams, revision, changed = counts
+    return WindowCounts(parcels, grams, revision, bool(changed))
 
 
 def _drop_at(key: WindowKey) -> int:
