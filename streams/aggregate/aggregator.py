@@ -212,6 +212,13 @@ def store_windows(
     store.put(hub.encode(), windows.head_bytes(version))  # last
 
 
+def hubs_in(store: StateStore) -> list[str]:
+    """The hubs a first-stage partition's state holds: its ``HUB`` keys (heads), not visits, windows or offsets."""
+    return sorted(
+        key.decode() for key in store.keys() if b"/" not in key and b"|" not in key and not key.startswith(b"#")
+    )
+
+
 def visit_key(hub: str, parcel_id: str) -> bytes:
     """Table key of a parcel's visit to a hub."""
     return f"{hub}/{parcel_id}".encode()
@@ -264,6 +271,18 @@ class HubAggregator:
             self._windows.pop(hub, None)
             self._versions.pop(hub, None)
             self._dropped.pop(hub, None)
+
+    def restore(self, store: StateStore) -> BatchResult:
+        """Index every hub this partition's state holds, so its backlog is known before any new scan.
+
+        For a partition just assigned (a restart, a rebalance): otherwise a hub's parcels would be
+        missing from the backlog until a scan of that hub reached this partition again.
+        """
+        result = BatchResult()
+        for hub in hubs_in(store):
+            self._index(store, hub)
+            result.backlog[hub] = self._backlog[hub]
+        return result
 
     def _index(self, store: StateStore, hub: str) -> None:
         if hub not in self._backlog:

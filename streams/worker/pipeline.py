@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
@@ -242,7 +242,16 @@ class Pipeline:
         aggregator = self.aggregators.get(partition)
         if aggregator is None:
             aggregator = self.aggregators[partition] = HubAggregator(self.limits, partition)
+            # Every hub of the partition at once: its parcels count in the backlog before new scans.
+            self.report_backlog(aggregator.restore(TableStore(self.parcels_table, partition)).backlog)
         return aggregator
+
+    def report_backlog(self, hubs: Iterable[str]) -> None:
+        """Set the backlog gauge of ``hubs``: this worker's parcels in each, over its partitions."""
+        backlog = {hub: sum(a.backlog(hub) for a in self.aggregators.values()) for hub in hubs}
+        if backlog:
+            self.hubs_seen.update(backlog)
+            self.metrics.record_batch(BatchResult(backlog=backlog))
 
     async def aggregate(
         self, partition: int, store: StagedStore, records: list[tuple[int, list[Observation]]], now: float
@@ -443,12 +452,26 @@ class Pipeline:
         self.health.beat()
 
     async def finalise_dwell(self) -> None:
-        """Observe dwell that became final because source partitions fell silent."""
+        """Observe dwell that became final because source partitions fell silent; report restored backlogs."""
+        self.restore_partitions()
         now = time.time()
         for partition, aggregator in list(self.aggregators.items()):
             store = TableStore(self.parcels_table, partition)
             self.metrics.record_batch(aggregator.tick(lambda _hub, store=store: store, now))  # type: ignore[misc]
             await store.written()  # none today: ticks only read
+
+    def restore_partitions(self) -> None:
+        """Index the first-stage partitions assigned since the last rebalance, once their tables are recovered.
+
+        So the backlog of their hubs is reported at once, not when each partition next gets a scan.
+        """
+        app = self.app
+        tables: Any = app.tables  # Faust's TableManager; its recovery is not on the abstract type
+        if app.rebalancing or not tables.recovery.completed.is_set():
+            return  # a table being recovered would be read half-way
+        for tp in sorted(app.consumer.assignment()):
+            if tp.topic == self.by_partition_name:
+                self.aggregator_of(tp.partition)  # restored when first made
 
     async def report_lag(self) -> None:
         """Set the consumer lag of the source partitions this worker owns."""

@@ -10,6 +10,7 @@ from streams.aggregate.aggregator import (
     Limits,
     StagedStore,
     applied_key,
+    hubs_in,
     in_sequence,
     process_isolating_failures,
 )
@@ -286,3 +287,14 @@ def test_the_applied_offset_kept_beside_the_state_is_never_taken_for_a_visit() -
     result = HubAggregator().process(store, parcel_life("P1", "LGG", HOUR_T0, 1)[:2], now=0.0)
     assert result.backlog == {"LGG": 1}  # one parcel in the hub, whatever else the partition holds
     assert applied_key(0) != applied_key(1) and store.data[applied_key(0)] == b"41"
+
+
+def test_a_partition_restored_from_its_state_knows_the_backlog_of_every_hub_in_it() -> None:
+    store, first = DictStore(), HubAggregator()
+    lives = [parcel_life(f"P{i}", hub, HOUR_T0 + i * 1000, i) for i, hub in enumerate(["LGG", "KUL", "LGG", "DXB"])]
+    first.process(store, [life[0] for life in lives], now=0.0)  # every parcel arrived, none left
+    store.put(applied_key(0), b"7")
+    assert hubs_in(store) == ["DXB", "KUL", "LGG"]  # heads only: not visits, windows or the applied offset
+    restarted = HubAggregator()  # a new process on the same state, before any new scan
+    assert restarted.restore(store).backlog == {"DXB": 1, "KUL": 1, "LGG": 2}
+    assert [restarted.backlog(hub) for hub in ("LGG", "KUL", "DXB", "HGH")] == [2, 1, 1, 0]
