@@ -394,6 +394,8 @@ class Pipeline:
                         result.backlog[hub] = sum(a.backlog(hub) for a in self.aggregators.values())
                     self.metrics.record_batch(result)
                 await self.written(staged, sent)
+                # Taken: the intake's bound need not wait for the commit (other workers' via their commits).
+                self.ahead.committed({p: messages[-1].offset + 1 for p, (_store, messages) in ready.items()})
                 yield None
         except Exception as exc:  # noqa: BLE001 - a bug: say so and exit, never stall silently
             await self.fail("the first aggregation stage (aggregate_partitions)", exc)

@@ -112,8 +112,13 @@ def test_an_intake_held_back_by_a_tight_bound_still_equals_the_truth(kafka_boots
             what="the intake to be ahead by nothing",
             proc=worker,
         )
+        wait_for(  # it was held back (the counter is reported with the lag, every few seconds)
+            lambda: total(scrape(worker.metrics_port), "parcelflow_intake_held_seconds_total") > 0,
+            timeout=30,
+            what="the intake's held time to be reported",
+            proc=worker,
+        )
         samples = scrape(worker.metrics_port)
-        assert total(samples, "parcelflow_intake_held_seconds_total") > 0  # it was held back
         assert total(samples, "parcelflow_events_total") == total(samples, "parcelflow_aggregated_scans_total") == sent
         assert_windows_equal_truth(kafka_bootstrap, Topics(prefix).throughput, flows)
     finally:
